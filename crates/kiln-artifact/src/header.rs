@@ -1,0 +1,224 @@
+//! The fixed-size artifact header: what the file is, who made it, for which target and
+//! settings, where its sections lie, and the checksum of everything after it.
+//!
+//! ```text
+//!   0  magic            8 bytes  "\0KILNART"
+//!   8  format version   u32 LE
+//!  12  header size      u32 LE   (512)
+//!  16  pointer size     u8, then 7 reserved bytes
+//!  24  kiln version     32 bytes, NUL-padded UTF-8
+//!  56  target triple    64 bytes, NUL-padded UTF-8
+//! 120  cpu features    160 bytes, NUL-padded UTF-8 (the ISA flags the code relies on)
+//! 280  settings        128 bytes, NUL-padded UTF-8 (compiler settings that change the code)
+//! 408  metadata        u64 offset, u64 length (the rkyv archive)
+//! 424  code            u64 offset, u64 length (page-aligned text section)
+//! 440  data            u64 offset, u64 length (data-segment bytes)
+//! 456  checksum        16 bytes: xxh3-128 of bytes[512..], little-endian
+//! 472  reserved        zero up to 512
+//! ```
+
+use crate::error::ArtifactError;
+
+/// First bytes of every artifact.
+pub const MAGIC: [u8; 8] = *b"\0KILNART";
+/// Version of the file layout and of the archived metadata types.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the header in bytes.
+pub const HEADER_SIZE: usize = 512;
+/// The Kiln version written into artifacts and required when loading them.
+pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const KILN_VERSION_FIELD: (usize, usize) = (24, 32);
+const TARGET_FIELD: (usize, usize) = (56, 64);
+const CPU_FEATURES_FIELD: (usize, usize) = (120, 160);
+const SETTINGS_FIELD: (usize, usize) = (280, 128);
+const METADATA_FIELD: usize = 408;
+const CODE_FIELD: usize = 424;
+const DATA_FIELD: usize = 440;
+const CHECKSUM_FIELD: usize = 456;
+
+/// What an artifact was compiled for; a loader requires equality on every field.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CompatInfo {
+    /// Target triple, e.g. `x86_64-unknown-linux-gnu`.
+    pub target: String,
+    /// CPU features the code relies on, comma-separated and sorted.
+    pub cpu_features: String,
+    /// Compiler settings that change the generated code, `key=value` comma-separated.
+    pub settings: String,
+    /// Pointer size of the target in bytes.
+    pub pointer_size: u8,
+}
+
+/// A byte range of the artifact file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SectionRange {
+    /// Offset from the start of the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl SectionRange {
+    /// The range as `usize` bounds, checked against a file of `file_len` bytes.
+    pub fn bounds(&self, file_len: usize) -> Option<core::ops::Range<usize>> {
+        let start = usize::try_from(self.offset).ok()?;
+        let end = start.checked_add(usize::try_from(self.len).ok()?)?;
+        (end <= file_len).then_some(start..end)
+    }
+}
+
+/// A parsed header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// File format version.
+    pub format_version: u32,
+    /// Version of Kiln that wrote the file.
+    pub kiln_version: String,
+    /// Target, CPU features, settings and pointer size.
+    pub compat: CompatInfo,
+    /// The rkyv archive of `ModuleInfo`.
+    pub metadata: SectionRange,
+    /// The text section.
+    pub code: SectionRange,
+    /// The data-segment bytes.
+    pub data: SectionRange,
+    /// xxh3-128 of every byte after the header.
+    pub checksum: u128,
+}
+
+fn put_str(out: &mut [u8], (at, len): (usize, usize), s: &str, what: &'static str) -> Result<(), ArtifactError> {
+    if s.len() > len {
+        return Err(ArtifactError::FieldTooLong { field: what, len: s.len(), max: len });
+    }
+    out[at..at + s.len()].copy_from_slice(s.as_bytes());
+    Ok(())
+}
+
+fn get_str(bytes: &[u8], (at, len): (usize, usize), what: &'static str) -> Result<String, ArtifactError> {
+    let field = &bytes[at..at + len];
+    let end = field.iter().position(|&b| b == 0).unwrap_or(len);
+    if field[end..].iter().any(|&b| b != 0) {
+        return Err(ArtifactError::MalformedHeader(format!("{what} has bytes after its terminator")));
+    }
+    core::str::from_utf8(&field[..end])
+        .map(str::to_owned)
+        .map_err(|_| ArtifactError::MalformedHeader(format!("{what} is not UTF-8")))
+}
+
+fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn get_range(bytes: &[u8], at: usize) -> SectionRange {
+    SectionRange { offset: get_u64(bytes, at), len: get_u64(bytes, at + 8) }
+}
+
+impl Header {
+    /// Encodes the header into its 512 bytes.
+    pub fn encode(&self) -> Result<[u8; HEADER_SIZE], ArtifactError> {
+        let mut out = [0u8; HEADER_SIZE];
+        out[0..8].copy_from_slice(&MAGIC);
+        out[8..12].copy_from_slice(&self.format_version.to_le_bytes());
+        out[12..16].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
+        out[16] = self.compat.pointer_size;
+        put_str(&mut out, KILN_VERSION_FIELD, &self.kiln_version, "kiln version")?;
+        put_str(&mut out, TARGET_FIELD, &self.compat.target, "target")?;
+        put_str(&mut out, CPU_FEATURES_FIELD, &self.compat.cpu_features, "cpu features")?;
+        put_str(&mut out, SETTINGS_FIELD, &self.compat.settings, "settings")?;
+        for (at, r) in [(METADATA_FIELD, self.metadata), (CODE_FIELD, self.code), (DATA_FIELD, self.data)] {
+            out[at..at + 8].copy_from_slice(&r.offset.to_le_bytes());
+            out[at + 8..at + 16].copy_from_slice(&r.len.to_le_bytes());
+        }
+        out[CHECKSUM_FIELD..CHECKSUM_FIELD + 16].copy_from_slice(&self.checksum.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Parses and checks the header of `file`: magic, format version, header size, and that
+    /// every section lies inside the file. Never panics, whatever the bytes.
+    pub fn parse(file: &[u8]) -> Result<Header, ArtifactError> {
+        if file.len() < 8 || file[0..8] != MAGIC {
+            return Err(ArtifactError::BadMagic);
+        }
+        if file.len() < HEADER_SIZE {
+            return Err(ArtifactError::Truncated { needed: HEADER_SIZE as u64, found: file.len() as u64 });
+        }
+        let format_version = get_u32(file, 8);
+        if format_version != FORMAT_VERSION {
+            return Err(ArtifactError::FormatVersion { expected: FORMAT_VERSION, found: format_version });
+        }
+        let header_size = get_u32(file, 12);
+        if header_size as usize != HEADER_SIZE {
+            return Err(ArtifactError::MalformedHeader(format!("header size {header_size}, expected {HEADER_SIZE}")));
+        }
+        let header = Header {
+            format_version,
+            kiln_version: get_str(file, KILN_VERSION_FIELD, "kiln version")?,
+            compat: CompatInfo {
+                target: get_str(file, TARGET_FIELD, "target")?,
+                cpu_features: get_str(file, CPU_FEATURES_FIELD, "cpu features")?,
+                settings: get_str(file, SETTINGS_FIELD, "settings")?,
+                pointer_size: file[16],
+            },
+            metadata: get_range(file, METADATA_FIELD),
+            code: get_range(file, CODE_FIELD),
+            data: get_range(file, DATA_FIELD),
+            checksum: {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&file[CHECKSUM_FIELD..CHECKSUM_FIELD + 16]);
+                u128::from_le_bytes(b)
+            },
+        };
+        for (name, range) in [("metadata", header.metadata), ("code", header.code), ("data", header.data)] {
+            match range.bounds(file.len()) {
+                Some(r) if r.start >= HEADER_SIZE || r.is_empty() => {}
+                _ => {
+                    return Err(ArtifactError::SectionOutOfBounds {
+                        section: name,
+                        offset: range.offset,
+                        len: range.len,
+                        file_len: file.len() as u64,
+                    });
+                }
+            }
+        }
+        Ok(header)
+    }
+
+    /// Checks that the artifact was made by this Kiln for `expected`; each mismatch is its own
+    /// error naming both values.
+    pub fn check_compat(&self, expected: &CompatInfo) -> Result<(), ArtifactError> {
+        if self.kiln_version != KILN_VERSION {
+            return Err(ArtifactError::KilnVersion { expected: KILN_VERSION.to_owned(), found: self.kiln_version.clone() });
+        }
+        if self.compat.target != expected.target {
+            return Err(ArtifactError::Target { expected: expected.target.clone(), found: self.compat.target.clone() });
+        }
+        if self.compat.pointer_size != expected.pointer_size {
+            return Err(ArtifactError::PointerSize { expected: expected.pointer_size, found: self.compat.pointer_size });
+        }
+        if self.compat.cpu_features != expected.cpu_features {
+            return Err(ArtifactError::CpuFeatures {
+                expected: expected.cpu_features.clone(),
+                found: self.compat.cpu_features.clone(),
+            });
+        }
+        if self.compat.settings != expected.settings {
+            return Err(ArtifactError::Settings { expected: expected.settings.clone(), found: self.compat.settings.clone() });
+        }
+        Ok(())
+    }
+}
+
+/// The checksum stored in the header: xxh3-128 of every byte after the header.
+pub fn checksum(after_header: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(after_header)
+}
