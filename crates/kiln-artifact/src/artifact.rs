@@ -5,7 +5,7 @@
 //! the data-segment bytes.
 
 use crate::error::ArtifactError;
-use crate::header::{self, CompatInfo, Header, SectionRange, HEADER_SIZE};
+use crate::header::{self, CompatInfo, HEADER_SIZE, Header, SectionRange};
 use crate::module::{ArchivedModuleInfo, ModuleInfo};
 
 /// Everything that goes into an artifact.
@@ -34,10 +34,19 @@ pub fn archive_metadata(info: &ModuleInfo) -> Result<rkyv::util::AlignedVec, Art
 /// Writes the artifact bytes. Deterministic: equal parts give equal bytes.
 pub fn build_artifact(parts: &ArtifactParts<'_>) -> Result<Vec<u8>, ArtifactError> {
     let archive = archive_metadata(parts.info)?;
-    let metadata = SectionRange { offset: HEADER_SIZE as u64, len: archive.len() as u64 };
+    let metadata = SectionRange {
+        offset: HEADER_SIZE as u64,
+        len: archive.len() as u64,
+    };
     let code_offset = align_to(metadata.offset + metadata.len, parts.code_alignment.max(16));
-    let code = SectionRange { offset: code_offset, len: parts.code.len() as u64 };
-    let data = SectionRange { offset: align_to(code.offset + code.len, 16), len: parts.data.len() as u64 };
+    let code = SectionRange {
+        offset: code_offset,
+        len: parts.code.len() as u64,
+    };
+    let data = SectionRange {
+        offset: align_to(code.offset + code.len, 16),
+        len: parts.data.len() as u64,
+    };
     let total = (data.offset + data.len) as usize;
 
     let mut out = vec![0u8; total];
@@ -61,7 +70,10 @@ pub fn build_artifact(parts: &ArtifactParts<'_>) -> Result<Vec<u8>, ArtifactErro
 pub fn verify_checksum(file: &[u8], header: &Header) -> Result<(), ArtifactError> {
     let found = header::checksum(file.get(HEADER_SIZE..).unwrap_or(&[]));
     if found != header.checksum {
-        return Err(ArtifactError::Checksum { expected: header.checksum, found });
+        return Err(ArtifactError::Checksum {
+            expected: header.checksum,
+            found,
+        });
     }
     Ok(())
 }
@@ -99,7 +111,10 @@ pub fn open_checked<'a>(
     let header = Header::parse(file)?;
     header.check_compat(expected)?;
     verify_checksum(file, &header)?;
-    let range = header.metadata.bounds(file.len()).ok_or(ArtifactError::BadMagic)?;
+    let range = header
+        .metadata
+        .bounds(file.len())
+        .ok_or(ArtifactError::BadMagic)?;
     let info = access_checked(&file[range], header.code.len, header.data.len)?;
     Ok((header, info))
 }

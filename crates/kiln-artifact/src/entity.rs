@@ -111,8 +111,7 @@ entity_index!(
 );
 
 /// A vector whose elements are addressed by a typed index `K`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct PrimaryMap<K, V> {
     elems: Vec<V>,
     marker: PhantomData<K>,

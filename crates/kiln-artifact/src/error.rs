@@ -77,7 +77,9 @@ pub enum ArtifactError {
         max: usize,
     },
     /// A section lies outside the file.
-    #[error("{section} section at offset {offset} with length {len} lies outside the {file_len}-byte artifact")]
+    #[error(
+        "{section} section at offset {offset} with length {len} lies outside the {file_len}-byte artifact"
+    )]
     SectionOutOfBounds {
         /// Which section.
         section: &'static str,
@@ -89,7 +91,9 @@ pub enum ArtifactError {
         file_len: u64,
     },
     /// The bytes after the header do not match the checksum.
-    #[error("artifact checksum mismatch: header says {expected:032x}, contents hash to {found:032x}")]
+    #[error(
+        "artifact checksum mismatch: header says {expected:032x}, contents hash to {found:032x}"
+    )]
     Checksum {
         /// Checksum in the header.
         expected: u128,

@@ -87,19 +87,34 @@ pub struct Header {
     pub checksum: u128,
 }
 
-fn put_str(out: &mut [u8], (at, len): (usize, usize), s: &str, what: &'static str) -> Result<(), ArtifactError> {
+fn put_str(
+    out: &mut [u8],
+    (at, len): (usize, usize),
+    s: &str,
+    what: &'static str,
+) -> Result<(), ArtifactError> {
     if s.len() > len {
-        return Err(ArtifactError::FieldTooLong { field: what, len: s.len(), max: len });
+        return Err(ArtifactError::FieldTooLong {
+            field: what,
+            len: s.len(),
+            max: len,
+        });
     }
     out[at..at + s.len()].copy_from_slice(s.as_bytes());
     Ok(())
 }
 
-fn get_str(bytes: &[u8], (at, len): (usize, usize), what: &'static str) -> Result<String, ArtifactError> {
+fn get_str(
+    bytes: &[u8],
+    (at, len): (usize, usize),
+    what: &'static str,
+) -> Result<String, ArtifactError> {
     let field = &bytes[at..at + len];
     let end = field.iter().position(|&b| b == 0).unwrap_or(len);
     if field[end..].iter().any(|&b| b != 0) {
-        return Err(ArtifactError::MalformedHeader(format!("{what} has bytes after its terminator")));
+        return Err(ArtifactError::MalformedHeader(format!(
+            "{what} has bytes after its terminator"
+        )));
     }
     core::str::from_utf8(&field[..end])
         .map(str::to_owned)
@@ -119,7 +134,10 @@ fn get_u32(bytes: &[u8], at: usize) -> u32 {
 }
 
 fn get_range(bytes: &[u8], at: usize) -> SectionRange {
-    SectionRange { offset: get_u64(bytes, at), len: get_u64(bytes, at + 8) }
+    SectionRange {
+        offset: get_u64(bytes, at),
+        len: get_u64(bytes, at + 8),
+    }
 }
 
 impl Header {
@@ -130,11 +148,25 @@ impl Header {
         out[8..12].copy_from_slice(&self.format_version.to_le_bytes());
         out[12..16].copy_from_slice(&(HEADER_SIZE as u32).to_le_bytes());
         out[16] = self.compat.pointer_size;
-        put_str(&mut out, KILN_VERSION_FIELD, &self.kiln_version, "kiln version")?;
+        put_str(
+            &mut out,
+            KILN_VERSION_FIELD,
+            &self.kiln_version,
+            "kiln version",
+        )?;
         put_str(&mut out, TARGET_FIELD, &self.compat.target, "target")?;
-        put_str(&mut out, CPU_FEATURES_FIELD, &self.compat.cpu_features, "cpu features")?;
+        put_str(
+            &mut out,
+            CPU_FEATURES_FIELD,
+            &self.compat.cpu_features,
+            "cpu features",
+        )?;
         put_str(&mut out, SETTINGS_FIELD, &self.compat.settings, "settings")?;
-        for (at, r) in [(METADATA_FIELD, self.metadata), (CODE_FIELD, self.code), (DATA_FIELD, self.data)] {
+        for (at, r) in [
+            (METADATA_FIELD, self.metadata),
+            (CODE_FIELD, self.code),
+            (DATA_FIELD, self.data),
+        ] {
             out[at..at + 8].copy_from_slice(&r.offset.to_le_bytes());
             out[at + 8..at + 16].copy_from_slice(&r.len.to_le_bytes());
         }
@@ -149,15 +181,23 @@ impl Header {
             return Err(ArtifactError::BadMagic);
         }
         if file.len() < HEADER_SIZE {
-            return Err(ArtifactError::Truncated { needed: HEADER_SIZE as u64, found: file.len() as u64 });
+            return Err(ArtifactError::Truncated {
+                needed: HEADER_SIZE as u64,
+                found: file.len() as u64,
+            });
         }
         let format_version = get_u32(file, 8);
         if format_version != FORMAT_VERSION {
-            return Err(ArtifactError::FormatVersion { expected: FORMAT_VERSION, found: format_version });
+            return Err(ArtifactError::FormatVersion {
+                expected: FORMAT_VERSION,
+                found: format_version,
+            });
         }
         let header_size = get_u32(file, 12);
         if header_size as usize != HEADER_SIZE {
-            return Err(ArtifactError::MalformedHeader(format!("header size {header_size}, expected {HEADER_SIZE}")));
+            return Err(ArtifactError::MalformedHeader(format!(
+                "header size {header_size}, expected {HEADER_SIZE}"
+            )));
         }
         let header = Header {
             format_version,
@@ -177,7 +217,11 @@ impl Header {
                 u128::from_le_bytes(b)
             },
         };
-        for (name, range) in [("metadata", header.metadata), ("code", header.code), ("data", header.data)] {
+        for (name, range) in [
+            ("metadata", header.metadata),
+            ("code", header.code),
+            ("data", header.data),
+        ] {
             match range.bounds(file.len()) {
                 Some(r) if r.start >= HEADER_SIZE || r.is_empty() => {}
                 _ => {
@@ -197,13 +241,22 @@ impl Header {
     /// error naming both values.
     pub fn check_compat(&self, expected: &CompatInfo) -> Result<(), ArtifactError> {
         if self.kiln_version != KILN_VERSION {
-            return Err(ArtifactError::KilnVersion { expected: KILN_VERSION.to_owned(), found: self.kiln_version.clone() });
+            return Err(ArtifactError::KilnVersion {
+                expected: KILN_VERSION.to_owned(),
+                found: self.kiln_version.clone(),
+            });
         }
         if self.compat.target != expected.target {
-            return Err(ArtifactError::Target { expected: expected.target.clone(), found: self.compat.target.clone() });
+            return Err(ArtifactError::Target {
+                expected: expected.target.clone(),
+                found: self.compat.target.clone(),
+            });
         }
         if self.compat.pointer_size != expected.pointer_size {
-            return Err(ArtifactError::PointerSize { expected: expected.pointer_size, found: self.compat.pointer_size });
+            return Err(ArtifactError::PointerSize {
+                expected: expected.pointer_size,
+                found: self.compat.pointer_size,
+            });
         }
         if self.compat.cpu_features != expected.cpu_features {
             return Err(ArtifactError::CpuFeatures {
@@ -212,7 +265,10 @@ impl Header {
             });
         }
         if self.compat.settings != expected.settings {
-            return Err(ArtifactError::Settings { expected: expected.settings.clone(), found: self.compat.settings.clone() });
+            return Err(ArtifactError::Settings {
+                expected: expected.settings.clone(),
+                found: self.compat.settings.clone(),
+            });
         }
         Ok(())
     }

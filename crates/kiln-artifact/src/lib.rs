@@ -11,23 +11,31 @@
 //! to the same bytes on every host.
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![warn(
+    missing_docs,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
 
 pub mod artifact;
 pub mod entity;
 pub mod error;
 pub mod header;
 pub mod module;
+pub mod settings;
 pub mod trap;
 pub mod types;
 pub mod validate;
 pub mod vmoffsets;
 
-pub use artifact::{access_checked, access_unchecked, build_artifact, open_checked, verify_checksum, ArtifactParts};
+pub use artifact::{
+    ArtifactParts, access_checked, access_unchecked, build_artifact, open_checked, verify_checksum,
+};
 pub use entity::*;
 pub use error::ArtifactError;
-pub use header::{CompatInfo, Header, SectionRange, HEADER_SIZE};
+pub use header::{CompatInfo, HEADER_SIZE, Header, SectionRange};
 pub use module::*;
+pub use settings::{BoundsChecks, CodegenSettings, GUARD_RESERVATION, OptLevel};
 pub use trap::{ArchivedTrapCode, ArchivedTrapRecord, TrapCode, TrapRecord};
 pub use types::*;
 pub use vmoffsets::{Builtin, VMCounts, VMOffsets};

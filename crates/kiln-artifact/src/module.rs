@@ -8,8 +8,18 @@ use crate::trap::TrapRecord;
 use crate::types::*;
 
 /// A byte range inside one section of the artifact (the text or the data section).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct ByteRange {
     /// Offset from the section's start.
@@ -36,8 +46,9 @@ impl ArchivedByteRange {
 }
 
 /// An item of one of the four importable index spaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub enum EntityIndex {
     /// A function.
@@ -63,8 +74,7 @@ impl ArchivedEntityIndex {
 }
 
 /// One import, in the module's order.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 pub struct Import {
     /// The module name.
@@ -76,8 +86,9 @@ pub struct Import {
 }
 
 /// A function's declaration: its signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct FuncDecl {
     /// Index of its type in the type section.
@@ -87,8 +98,9 @@ pub struct FuncDecl {
 }
 
 /// A global: its type and, for defined globals, its initialiser.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct GlobalDecl {
     /// Value type and mutability.
@@ -97,25 +109,56 @@ pub struct GlobalDecl {
     pub init: Option<ConstExpr>,
 }
 
-/// Where a data segment goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-#[rkyv(derive(Debug), attr(allow(missing_docs)))]
-pub enum DataKind {
-    /// Copied into `memory` at `offset` during instantiation.
-    Active {
-        /// Target memory.
-        memory: MemoryIndex,
-        /// Offset expression.
-        offset: ConstExpr,
-    },
-    /// Used by `memory.init` only.
-    Passive,
+pub use segment_kinds::*;
+
+/// Segment placement enums, in a module of their own because rkyv's generated resolver
+/// types for struct-like variants carry no docs.
+#[allow(missing_docs)]
+mod segment_kinds {
+    use crate::entity::*;
+    use crate::types::*;
+
+    /// Where a data segment goes.
+    #[derive(
+        Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+    )]
+    #[rkyv(derive(Debug), attr(allow(missing_docs)))]
+    pub enum DataKind {
+        /// Copied into `memory` at `offset` during instantiation.
+        Active {
+            /// Target memory.
+            memory: MemoryIndex,
+            /// Offset expression.
+            offset: ConstExpr,
+        },
+        /// Used by `memory.init` only.
+        Passive,
+    }
+
+    /// Where an element segment goes.
+    #[derive(
+        Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+    )]
+    #[rkyv(derive(Debug), attr(allow(missing_docs)))]
+    pub enum ElemKind {
+        /// Copied into `table` at `offset` during instantiation.
+        Active {
+            /// Target table.
+            table: TableIndex,
+            /// Offset expression.
+            offset: ConstExpr,
+        },
+        /// Used by `table.init` only.
+        Passive,
+        /// Only declares functions for `ref.func`.
+        Declared,
+    }
 }
 
 /// A data segment; its bytes live in the artifact's data section.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct DataSegment {
     /// Active or passive.
@@ -124,27 +167,8 @@ pub struct DataSegment {
     pub bytes: ByteRange,
 }
 
-/// Where an element segment goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-#[rkyv(derive(Debug), attr(allow(missing_docs)))]
-pub enum ElemKind {
-    /// Copied into `table` at `offset` during instantiation.
-    Active {
-        /// Target table.
-        table: TableIndex,
-        /// Offset expression.
-        offset: ConstExpr,
-    },
-    /// Used by `table.init` only.
-    Passive,
-    /// Only declares functions for `ref.func`.
-    Declared,
-}
-
 /// The items of an element segment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 pub enum ElemItems {
     /// A list of function indices.
@@ -154,8 +178,7 @@ pub enum ElemItems {
 }
 
 /// An element segment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 pub struct ElemSegment {
     /// Active, passive or declared.
@@ -167,8 +190,9 @@ pub struct ElemSegment {
 }
 
 /// Where a defined function's machine code lies in the text section.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct CompiledFunction {
     /// The function body's code, called with the wasm calling convention.
@@ -178,8 +202,9 @@ pub struct CompiledFunction {
 }
 
 /// The two trampolines compiled for each signature of the type section.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct TypeTrampolines {
     /// Host → wasm: `extern "C" fn(callee_vmctx, caller_vmctx, body, values: *mut ValRaw)`.
@@ -190,8 +215,7 @@ pub struct TypeTrampolines {
 }
 
 /// A function's name from the name section.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
 pub struct FuncName {
     /// The function.
@@ -201,8 +225,9 @@ pub struct FuncName {
 }
 
 /// Everything Kiln knows about a compiled module besides its code and data bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct ModuleInfo {
     /// The module's name from the name section.
@@ -248,22 +273,33 @@ pub struct ModuleInfo {
 impl ModuleInfo {
     /// The defined-function index of `func`, or `None` if it is imported.
     pub fn defined_func_index(&self, func: FuncIndex) -> Option<DefinedFuncIndex> {
-        func.0.checked_sub(self.num_imported_funcs).map(DefinedFuncIndex)
+        func.0
+            .checked_sub(self.num_imported_funcs)
+            .map(DefinedFuncIndex)
     }
 
     /// The defined-memory index of `memory`, or `None` if it is imported.
     pub fn defined_memory_index(&self, memory: MemoryIndex) -> Option<DefinedMemoryIndex> {
-        memory.0.checked_sub(self.num_imported_memories).map(DefinedMemoryIndex)
+        memory
+            .0
+            .checked_sub(self.num_imported_memories)
+            .map(DefinedMemoryIndex)
     }
 
     /// The defined-table index of `table`, or `None` if it is imported.
     pub fn defined_table_index(&self, table: TableIndex) -> Option<DefinedTableIndex> {
-        table.0.checked_sub(self.num_imported_tables).map(DefinedTableIndex)
+        table
+            .0
+            .checked_sub(self.num_imported_tables)
+            .map(DefinedTableIndex)
     }
 
     /// The defined-global index of `global`, or `None` if it is imported.
     pub fn defined_global_index(&self, global: GlobalIndex) -> Option<DefinedGlobalIndex> {
-        global.0.checked_sub(self.num_imported_globals).map(DefinedGlobalIndex)
+        global
+            .0
+            .checked_sub(self.num_imported_globals)
+            .map(DefinedGlobalIndex)
     }
 
     /// The instance-context layout of this module.
@@ -318,7 +354,9 @@ impl ArchivedModuleInfo {
 
     /// The instance-context layout of this module. O(1): it depends only on the counts.
     pub fn vmoffsets(&self, pointer_size: u8) -> crate::vmoffsets::VMOffsets {
-        let n = |x: usize, imported: &rkyv::rend::u32_le| (x as u32).saturating_sub(imported.to_native());
+        let n = |x: usize, imported: &rkyv::rend::u32_le| {
+            (x as u32).saturating_sub(imported.to_native())
+        };
         crate::vmoffsets::VMOffsets::new(
             pointer_size,
             crate::vmoffsets::VMCounts {
@@ -349,7 +387,8 @@ impl ArchivedModuleInfo {
         let idx = funcs.partition_point(|f| f.body.start.to_native() <= code_offset);
         let candidate = idx.checked_sub(1)?;
         let body = funcs[candidate].body.native();
-        (code_offset < body.start.saturating_add(body.len)).then_some(DefinedFuncIndex(candidate as u32))
+        (code_offset < body.start.saturating_add(body.len))
+            .then_some(DefinedFuncIndex(candidate as u32))
     }
 
     /// The name of `func` from the name section, if it has one.

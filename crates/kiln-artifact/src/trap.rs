@@ -1,8 +1,9 @@
 //! Trap codes and the records that map code offsets to them.
 
 /// Why WebAssembly execution stopped abnormally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum TrapCode {
@@ -91,8 +92,9 @@ impl core::fmt::Display for TrapCode {
 }
 
 /// One instruction in the text section that may trap, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct TrapRecord {
     /// Offset of the trapping instruction from the start of the text section.

@@ -4,8 +4,9 @@
 use crate::entity::{FuncIndex, GlobalIndex};
 
 /// A WebAssembly value type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 #[repr(u8)]
 pub enum ValType {
@@ -76,8 +77,19 @@ impl core::fmt::Display for ValType {
 /// module and different for different ones. Signatures with few enough values are encoded
 /// injectively (3 bits a value type plus the counts); longer ones use a 63-bit xxh3 hash of
 /// the canonical encoding with the top bit set, so the two forms never meet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq))]
 pub struct SignatureId(pub u64);
 
@@ -89,8 +101,9 @@ impl ArchivedSignatureId {
 }
 
 /// A function signature.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct FuncType {
     /// Parameter types.
@@ -189,8 +202,9 @@ fn signature_id(
 }
 
 /// The kind of reference a table holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug, PartialEq, Eq, Clone, Copy))]
 pub enum RefType {
     /// Function references.
@@ -200,8 +214,9 @@ pub enum RefType {
 }
 
 /// A table's element type and limits (in elements).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct TableType {
     /// Element type.
@@ -213,8 +228,9 @@ pub struct TableType {
 }
 
 /// A linear memory's limits, in 64 KiB pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct MemoryType {
     /// Initial size in pages.
@@ -231,8 +247,9 @@ pub struct MemoryType {
 pub const WASM_PAGE_SIZE: u64 = 65536;
 
 /// A global's value type and mutability.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub struct GlobalType {
     /// Value type.
@@ -242,8 +259,9 @@ pub struct GlobalType {
 }
 
 /// A constant expression: a global's initial value, a segment's offset or an element item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[rkyv(derive(Debug))]
 pub enum ConstExpr {
     /// `i32.const`.

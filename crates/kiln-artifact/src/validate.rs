@@ -17,7 +17,10 @@ fn check_range(what: &str, r: &ArchivedByteRange, section_len: u64) -> Result<()
     let r = r.native();
     match r.end() {
         Some(end) if u64::from(end) <= section_len => Ok(()),
-        _ => Err(bad(format!("{what} range {}+{} exceeds its {section_len}-byte section", r.start, r.len))),
+        _ => Err(bad(format!(
+            "{what} range {}+{} exceeds its {section_len}-byte section",
+            r.start, r.len
+        ))),
     }
 }
 
@@ -35,7 +38,10 @@ fn check_const(
         ArchivedConstExpr::V128(_) => ValType::V128,
         ArchivedConstExpr::GlobalGet(g) => {
             let g = g.native();
-            let decl = info.globals.get(g).ok_or_else(|| bad(format!("{what}: global {g} out of range")))?;
+            let decl = info
+                .globals
+                .get(g)
+                .ok_or_else(|| bad(format!("{what}: global {g} out of range")))?;
             decl.ty.content.native()
         }
         ArchivedConstExpr::RefNull(ArchivedRefType::FuncRef) => ValType::FuncRef,
@@ -49,47 +55,84 @@ fn check_const(
         }
     };
     match expected {
-        Some(exp) if exp != ty => Err(bad(format!("{what}: constant of type {ty}, expected {exp}"))),
+        Some(exp) if exp != ty => Err(bad(format!(
+            "{what}: constant of type {ty}, expected {exp}"
+        ))),
         _ => Ok(()),
     }
 }
 
 /// Checks the archived metadata against the lengths of the code and data sections.
-pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64) -> Result<(), ArtifactError> {
+pub fn validate_metadata(
+    info: &ArchivedModuleInfo,
+    code_len: u64,
+    data_len: u64,
+) -> Result<(), ArtifactError> {
     let n_types = info.types.len();
     for (i, f) in info.functions.iter() {
         let ty = f.ty.native();
-        let decl = info.types.get(ty).ok_or_else(|| bad(format!("function {i:?} has type {ty} out of range")))?;
+        let decl = info
+            .types
+            .get(ty)
+            .ok_or_else(|| bad(format!("function {i:?} has type {ty} out of range")))?;
         if decl.signature_id() != f.signature.native() {
-            return Err(bad(format!("function {i:?} has a signature id that does not match its type")));
+            return Err(bad(format!(
+                "function {i:?} has a signature id that does not match its type"
+            )));
         }
     }
     let counts = [
-        ("functions", info.num_imported_funcs.to_native(), info.functions.len()),
-        ("tables", info.num_imported_tables.to_native(), info.tables.len()),
-        ("memories", info.num_imported_memories.to_native(), info.memories.len()),
-        ("globals", info.num_imported_globals.to_native(), info.globals.len()),
+        (
+            "functions",
+            info.num_imported_funcs.to_native(),
+            info.functions.len(),
+        ),
+        (
+            "tables",
+            info.num_imported_tables.to_native(),
+            info.tables.len(),
+        ),
+        (
+            "memories",
+            info.num_imported_memories.to_native(),
+            info.memories.len(),
+        ),
+        (
+            "globals",
+            info.num_imported_globals.to_native(),
+            info.globals.len(),
+        ),
     ];
     for (what, imported, total) in counts {
         if imported as usize > total {
-            return Err(bad(format!("{imported} imported {what} but only {total} in all")));
+            return Err(bad(format!(
+                "{imported} imported {what} but only {total} in all"
+            )));
         }
     }
     let defined_funcs = info.functions.len() - info.num_imported_funcs.to_native() as usize;
     if info.compiled.len() != defined_funcs {
-        return Err(bad(format!("{} compiled bodies for {defined_funcs} defined functions", info.compiled.len())));
+        return Err(bad(format!(
+            "{} compiled bodies for {defined_funcs} defined functions",
+            info.compiled.len()
+        )));
     }
     let mut prev_end = 0u32;
     for (i, f) in info.compiled.iter() {
         check_range("function body", &f.body, code_len)?;
         let body = f.body.native();
         if body.start < prev_end {
-            return Err(bad(format!("function body {i:?} overlaps or precedes the previous one")));
+            return Err(bad(format!(
+                "function body {i:?} overlaps or precedes the previous one"
+            )));
         }
         prev_end = body.start + body.len;
     }
     if info.trampolines.len() != n_types {
-        return Err(bad(format!("{} trampoline pairs for {n_types} types", info.trampolines.len())));
+        return Err(bad(format!(
+            "{} trampoline pairs for {n_types} types",
+            info.trampolines.len()
+        )));
     }
     for (_, t) in info.trampolines.iter() {
         check_range("array-to-wasm trampoline", &t.array_to_wasm, code_len)?;
@@ -99,7 +142,9 @@ pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64
     for t in info.traps.iter() {
         let off = t.code_offset.to_native();
         if u64::from(off) >= code_len.max(1) || prev.is_some_and(|p| p >= off) {
-            return Err(bad(format!("trap record at code offset {off} is out of range or out of order")));
+            return Err(bad(format!(
+                "trap record at code offset {off} is out of range or out of order"
+            )));
         }
         prev = Some(off);
     }
@@ -113,7 +158,10 @@ pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64
             EntityIndex::Global(i) => (3, i.0, info.num_imported_globals.to_native()),
         };
         if index != next[slot] || index >= limit {
-            return Err(bad(format!("import {}::{} fills index {index} out of order", imp.module, imp.name)));
+            return Err(bad(format!(
+                "import {}::{} fills index {index} out of order",
+                imp.module, imp.name
+            )));
         }
         next[slot] += 1;
     }
@@ -144,18 +192,26 @@ pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64
             (rkyv::option::ArchivedOption::Some(e), false) => {
                 check_const("global initialiser", e, info, Some(g.ty.content.native()))?
             }
-            _ => return Err(bad(format!("global {i:?} has an initialiser iff it is imported"))),
+            _ => {
+                return Err(bad(format!(
+                    "global {i:?} has an initialiser iff it is imported"
+                )));
+            }
         }
     }
     for (i, m) in info.memories.iter() {
         let min = m.min.to_native();
         let max = m.max.as_ref().map(|m| m.to_native());
-        if min > 65536 || max.is_some_and(|max| max > 65536 || max < min) || m.memory64 || m.shared {
+        if min > 65536 || max.is_some_and(|max| max > 65536 || max < min) || m.memory64 || m.shared
+        {
             return Err(bad(format!("memory {i:?} has unsupported limits or kind")));
         }
     }
     for (i, t) in info.tables.iter() {
-        if t.max.as_ref().is_some_and(|max| max.to_native() < t.min.to_native()) {
+        if t.max
+            .as_ref()
+            .is_some_and(|max| max.to_native() < t.min.to_native())
+        {
             return Err(bad(format!("table {i:?} has max below min")));
         }
     }
@@ -163,7 +219,9 @@ pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64
         check_range("data segment", &d.bytes, data_len)?;
         if let ArchivedDataKind::Active { memory, offset } = &d.kind {
             if info.memories.get(memory.native()).is_none() {
-                return Err(bad(format!("data segment {i:?} targets a memory out of range")));
+                return Err(bad(format!(
+                    "data segment {i:?} targets a memory out of range"
+                )));
             }
             check_const("data offset", offset, info, Some(ValType::I32))?;
         }
@@ -171,14 +229,21 @@ pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64
     for (i, e) in info.elements.iter() {
         if let ArchivedElemKind::Active { table, offset } = &e.kind {
             if info.tables.get(table.native()).is_none() {
-                return Err(bad(format!("element segment {i:?} targets a table out of range")));
+                return Err(bad(format!(
+                    "element segment {i:?} targets a table out of range"
+                )));
             }
             check_const("element offset", offset, info, Some(ValType::I32))?;
         }
         match &e.items {
             ArchivedElemItems::Functions(fs) => {
-                if fs.iter().any(|f| f.native().0 as usize >= info.functions.len()) {
-                    return Err(bad(format!("element segment {i:?} names a function out of range")));
+                if fs
+                    .iter()
+                    .any(|f| f.native().0 as usize >= info.functions.len())
+                {
+                    return Err(bad(format!(
+                        "element segment {i:?} names a function out of range"
+                    )));
                 }
             }
             ArchivedElemItems::Exprs(es) => {
@@ -190,7 +255,10 @@ pub fn validate_metadata(info: &ArchivedModuleInfo, code_len: u64, data_len: u64
     }
     if let rkyv::option::ArchivedOption::Some(s) = &info.start {
         let s = s.native();
-        let f = info.functions.get(s).ok_or_else(|| bad("start function out of range"))?;
+        let f = info
+            .functions
+            .get(s)
+            .ok_or_else(|| bad("start function out of range"))?;
         let ty = &info.types[f.ty.native()];
         if !ty.params.is_empty() || !ty.results.is_empty() {
             return Err(bad("start function must take and return nothing"));
