@@ -1,1 +1,100 @@
-fn main() {}
+//! The `kiln` command-line tool: compile WebAssembly to artifacts, run modules and
+//! artifacts, inspect artifacts and run spec scripts.
+
+mod compile;
+mod inspect;
+mod run;
+mod wasi;
+mod wast;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+/// Kiln: a WebAssembly runtime whose compiled modules load from a zero-copy archive.
+#[derive(Parser)]
+#[command(name = "kiln", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a .wasm or .wat module into a .kiln artifact.
+    Compile(compile::CompileArgs),
+    /// Run a module (.wasm, .wat) or an artifact (.kiln).
+    Run(run::RunArgs),
+    /// Describe an artifact: header, sections, imports, exports and functions.
+    Inspect(inspect::InspectArgs),
+    /// Run WebAssembly spec scripts (.wast).
+    Wast(wast::WastArgs),
+}
+
+/// A failed command: the one line printed after `error: `.
+pub struct CliError(String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Builds a [`CliError`] from a format string.
+#[macro_export]
+macro_rules! fail {
+    ($($arg:tt)*) => { $crate::CliError(format!($($arg)*)) };
+}
+
+/// What a successful command asks the process to exit with.
+pub type CliResult = Result<ExitCode, CliError>;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error: {message}{at}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and the help shown when no command is given.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // One line: clap's message without the usage block.
+            let text = e.to_string();
+            let message = text.split("\n\n").next().unwrap_or(&text);
+            let words: Vec<&str> = message.split_whitespace().collect();
+            eprintln!("{}", words.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = std::panic::catch_unwind(|| match cli.command {
+        Command::Compile(args) => compile::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Inspect(args) => inspect::main(args),
+        Command::Wast(args) => wast::main(args),
+    });
+    match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(CliError(message))) => {
+            let line: Vec<&str> = message.lines().map(str::trim).collect();
+            eprintln!("error: {}", line.join(" "));
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::from(101),
+    }
+}

@@ -4,9 +4,31 @@
 //!
 //! The public surface is small: [`compile`] turns wasm bytes into artifact bytes, and
 //! [`compat_info`] says what the header of such an artifact will contain, so an engine can
-//! check artifacts made elsewhere.
+//! check artifacts made elsewhere. [`translate_to_clif`] shows the translator's output for
+//! tests and debugging.
 
-use kiln_artifact::{ArtifactError, CodegenSettings, CompatInfo};
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod abi;
+mod environ;
+mod isa;
+mod link;
+mod trampolines;
+mod translate;
+
+use cranelift_codegen::ir::{Function, UserFuncName};
+use cranelift_frontend::FunctionBuilderContext;
+use kiln_artifact::{
+    ArtifactError, ArtifactParts, CodegenSettings, CompatInfo, CompiledFunction, DefinedFuncIndex,
+    TypeIndex, TypeTrampolines,
+};
+use rayon::prelude::*;
+
+use environ::ModuleEnv;
+use isa::Target;
+use link::CompiledCode;
+use translate::ModuleContext;
 
 /// What to compile for and how.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,18 +65,152 @@ pub enum CompileError {
 
 /// The triple of the machine Kiln runs on.
 pub fn host_triple() -> String {
-    todo!("provided by the compiler implementation")
+    target_lexicon::Triple::host().to_string()
 }
 
 /// The compatibility fields an artifact compiled with `config` carries in its header.
 pub fn compat_info(config: &CompileConfig) -> Result<CompatInfo, CompileError> {
-    let _ = config;
-    todo!("provided by the compiler implementation")
+    Ok(Target::new(config)?.compat_info(config))
 }
 
 /// Validates and compiles `wasm` into artifact bytes. Deterministic: the same bytes and
 /// config give the same artifact on any host and with any thread count.
 pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileError> {
-    let _ = (wasm, config);
-    todo!("provided by the compiler implementation")
+    let target = Target::new(config)?;
+    let mut env = ModuleEnv::parse(wasm)?;
+    let pieces = match config.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+            .map_err(|e| CompileError::Codegen(format!("thread pool: {e}")))?
+            .install(|| compile_all(&env, &target, config)),
+        None => compile_all(&env, &target, config),
+    }?;
+
+    let linked = link::link(&pieces, target.function_alignment(), target.padding_byte())?;
+    tracing::debug!(
+        functions = env.bodies.len(),
+        types = env.info.types.len(),
+        code_bytes = linked.text.len(),
+        "compiled module"
+    );
+    let num_funcs = env.bodies.len();
+    let info = &mut env.info;
+    for (i, body) in env.bodies.iter().enumerate() {
+        info.compiled.push(CompiledFunction {
+            body: linked.ranges[i],
+            wasm_offset: body.range().start as u32,
+        });
+    }
+    for pair in linked.ranges[num_funcs..].chunks_exact(2) {
+        info.trampolines.push(TypeTrampolines {
+            array_to_wasm: pair[0],
+            wasm_to_array: pair[1],
+        });
+    }
+    info.traps = linked.traps;
+
+    let compat = target.compat_info(config);
+    Ok(kiln_artifact::build_artifact(&ArtifactParts {
+        info: &env.info,
+        code: &linked.text,
+        data: &env.data,
+        compat: &compat,
+        code_alignment: target.code_alignment,
+    })?)
+}
+
+/// The Cranelift IR of every defined function of `wasm`, before optimisation, as text in
+/// index order. For tests that pin the translator's output and for debugging; trampolines
+/// are not included.
+pub fn translate_to_clif(wasm: &[u8], config: &CompileConfig) -> Result<String, CompileError> {
+    let target = Target::new(config)?;
+    let env = ModuleEnv::parse(wasm)?;
+    let module = module_context(&env, &target, config);
+    let mut builder_ctx = FunctionBuilderContext::new();
+    let mut text = String::new();
+    for i in 0..env.bodies.len() {
+        let func = build_unit(
+            &env,
+            &module,
+            Unit::Body(DefinedFuncIndex(i as u32)),
+            &mut builder_ctx,
+        )?;
+        text.push_str(&func.display().to_string());
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// One function to compile: a body or a trampoline.
+#[derive(Clone, Copy)]
+enum Unit {
+    Body(DefinedFuncIndex),
+    ArrayToWasm(TypeIndex),
+    WasmToArray(TypeIndex),
+}
+
+fn module_context<'a>(
+    env: &'a ModuleEnv<'_>,
+    target: &Target,
+    config: &CompileConfig,
+) -> ModuleContext<'a> {
+    ModuleContext {
+        info: &env.info,
+        offsets: env.info.vmoffsets(isa::POINTER_SIZE),
+        settings: config.settings,
+        call_conv: target.isa.default_call_conv(),
+        frontend: target.isa.frontend_config(),
+    }
+}
+
+/// Builds the Cranelift function of `unit`.
+fn build_unit(
+    env: &ModuleEnv<'_>,
+    module: &ModuleContext<'_>,
+    unit: Unit,
+    builder_ctx: &mut FunctionBuilderContext,
+) -> Result<Function, CompileError> {
+    Ok(match unit {
+        Unit::Body(index) => translate::translate_function(
+            module,
+            index,
+            &env.bodies[index.0 as usize],
+            builder_ctx,
+        )?,
+        Unit::ArrayToWasm(ty) => trampolines::array_to_wasm(
+            &env.info.types[ty],
+            module.frontend,
+            UserFuncName::user(1, ty.0),
+            builder_ctx,
+        ),
+        Unit::WasmToArray(ty) => trampolines::wasm_to_array(
+            &env.info.types[ty],
+            module.frontend,
+            UserFuncName::user(2, ty.0),
+            builder_ctx,
+        ),
+    })
+}
+
+/// Compiles every defined function, then both trampolines of every type, in that order.
+fn compile_all(
+    env: &ModuleEnv<'_>,
+    target: &Target,
+    config: &CompileConfig,
+) -> Result<Vec<CompiledCode>, CompileError> {
+    let module = module_context(env, target, config);
+    let bodies = (0..env.bodies.len()).map(|i| Unit::Body(DefinedFuncIndex(i as u32)));
+    let trampolines = (0..env.info.types.len()).flat_map(|i| {
+        let ty = TypeIndex(i as u32);
+        [Unit::ArrayToWasm(ty), Unit::WasmToArray(ty)]
+    });
+    let units: Vec<Unit> = bodies.chain(trampolines).collect();
+    units
+        .par_iter()
+        .map_init(FunctionBuilderContext::new, |builder_ctx, &unit| {
+            let func = build_unit(env, &module, unit, builder_ctx)?;
+            link::compile_function(&*target.isa, func)
+        })
+        .collect()
 }

@@ -1,0 +1,367 @@
+//! `open_checked` on damaged or made-up bytes: every change to a real artifact is refused,
+//! and nothing panics, whatever the bytes.
+//!
+//! Two kinds of damage: plain changes, which the checksum alone must catch, and changes
+//! behind the header followed by a fresh checksum ("resealed"), which must get past the
+//! checksum to the archive validation and the metadata checks. A resealed change may give a
+//! different but consistent artifact; then everything the runtime follows must lie in bounds.
+
+mod common;
+
+use common::{Generated, generated, host_compat, reseal};
+use kiln_artifact::header::{FORMAT_VERSION, KILN_VERSION, MAGIC};
+use kiln_artifact::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+const CASES: u32 = 2000;
+
+/// One way of damaging a file. Positions are raw and taken modulo the length.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Truncate(u32),
+    FlipBits(Vec<(u32, u8)>),
+    Overwrite { at: u32, bytes: Vec<u8> },
+    Append(Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        any::<u32>().prop_map(Mutation::Truncate),
+        vec((any::<u32>(), 0u8..8), 1..=8).prop_map(Mutation::FlipBits),
+        (any::<u32>(), vec(any::<u8>(), 1..64))
+            .prop_map(|(at, bytes)| Mutation::Overwrite { at, bytes }),
+        vec(any::<u8>(), 1..64).prop_map(Mutation::Append),
+    ]
+}
+
+/// Applies `m` to `file[from..]`, leaving the first `from` bytes alone.
+fn apply(file: &mut Vec<u8>, m: &Mutation, from: usize) {
+    let span = file.len() - from;
+    match m {
+        Mutation::Truncate(n) => file.truncate(from + *n as usize % span),
+        Mutation::FlipBits(bits) => {
+            for &(pos, bit) in bits {
+                file[from + pos as usize % span] ^= 1 << bit;
+            }
+        }
+        Mutation::Overwrite { at, bytes } => {
+            let at = from + *at as usize % span;
+            let end = (at + bytes.len()).min(file.len());
+            file[at..end].copy_from_slice(&bytes[..end - at]);
+        }
+        Mutation::Append(bytes) => file.extend_from_slice(bytes),
+    }
+}
+
+/// A real artifact, compact (16-byte text alignment) or page-aligned.
+fn artifact(g: &Generated, paged: bool) -> Vec<u8> {
+    build_artifact(&g.parts(&host_compat(), if paged { 4096 } else { 16 })).unwrap()
+}
+
+/// What the runtime follows without further checks lies inside what it names. Written
+/// independently of `validate_metadata` so that the two cross-check each other.
+fn assert_usable(info: &ArchivedModuleInfo, header: &Header) {
+    let code_len = header.code.len;
+    let data_len = header.data.len;
+    let in_code = |r: &ArchivedByteRange| {
+        let r = r.native();
+        u64::from(r.start) + u64::from(r.len) <= code_len
+    };
+    for (_, f) in info.functions.iter() {
+        let ty = info
+            .types
+            .get(f.ty.native())
+            .expect("function type in range");
+        assert_eq!(ty.signature_id(), f.signature.native());
+    }
+    assert!(info.num_imported_funcs.to_native() as usize <= info.functions.len());
+    assert_eq!(
+        info.compiled.len() + info.num_imported_funcs.to_native() as usize,
+        info.functions.len()
+    );
+    for (_, c) in info.compiled.iter() {
+        assert!(in_code(&c.body), "body outside the text section");
+    }
+    assert_eq!(info.trampolines.len(), info.types.len());
+    for (_, t) in info.trampolines.iter() {
+        assert!(in_code(&t.array_to_wasm) && in_code(&t.wasm_to_array));
+    }
+    for (_, d) in info.data.iter() {
+        let r = d.bytes.native();
+        assert!(u64::from(r.start) + u64::from(r.len) <= data_len);
+    }
+    for (_, e) in info.exports.iter() {
+        let (i, n) = match e.native() {
+            EntityIndex::Function(i) => (i.0, info.functions.len()),
+            EntityIndex::Table(i) => (i.0, info.tables.len()),
+            EntityIndex::Memory(i) => (i.0, info.memories.len()),
+            EntityIndex::Global(i) => (i.0, info.globals.len()),
+        };
+        assert!((i as usize) < n, "export out of range");
+    }
+    for (_, e) in info.elements.iter() {
+        if let ArchivedElemItems::Functions(fs) = &e.items {
+            assert!(
+                fs.iter()
+                    .all(|f| (f.0.to_native() as usize) < info.functions.len())
+            );
+        }
+    }
+    if let Some(s) = info.start.as_ref() {
+        assert!((s.0.to_native() as usize) < info.functions.len());
+    }
+    // The lookups the runtime makes must not panic either.
+    let _ = info.vmoffsets(8);
+    for t in info.traps.iter() {
+        assert!(info.lookup_trap(t.code_offset.to_native()).is_some());
+        let _ = info.func_at_code_offset(t.code_offset.to_native());
+    }
+    for n in info.func_names.iter() {
+        let _ = info.func_name(n.func.native());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// Any change anywhere in the file is refused (the checksum covers everything after the
+    /// header, and every header field is checked).
+    #[test]
+    #[ignore = "kiln-artifact bug: reserved header bytes and the code/data section table are \
+                neither checksummed nor checked (see every_header_bit_is_checked)"]
+    fn damaged_artifact_is_refused(g in generated(), m in mutation(), paged in any::<bool>()) {
+        let original = artifact(&g, paged);
+        let mut file = original.clone();
+        apply(&mut file, &m, 0);
+        let result = open_checked(&file, &host_compat());
+        if file == original {
+            prop_assert!(result.is_ok());
+        } else {
+            prop_assert!(result.is_err(), "damaged artifact accepted: {m:?}");
+        }
+    }
+
+    /// Flipping any bit of the header fields that `Header::parse` and `check_compat` do
+    /// check (magic, versions, sizes, strings, metadata range, checksum) is refused.
+    #[test]
+    fn damage_to_checked_header_fields_is_refused(
+        g in generated(),
+        pos in prop_oneof![0usize..17, 24usize..424, 456usize..472],
+        bit in 0u8..8,
+        paged in any::<bool>(),
+    ) {
+        let mut file = artifact(&g, paged);
+        file[pos] ^= 1 << bit;
+        let result = open_checked(&file, &host_compat());
+        prop_assert!(result.is_err(), "flip of bit {bit} of header byte {pos} accepted");
+    }
+
+    /// A change behind the header always changes the checksum.
+    #[test]
+    fn damage_behind_the_header_is_refused(g in generated(), m in mutation(), paged in any::<bool>()) {
+        let original = artifact(&g, paged);
+        let mut file = original.clone();
+        apply(&mut file, &m, HEADER_SIZE);
+        let result = open_checked(&file, &host_compat());
+        if file == original {
+            prop_assert!(result.is_ok());
+        } else {
+            prop_assert!(matches!(result, Err(ArtifactError::Checksum { .. }) | Err(ArtifactError::SectionOutOfBounds { .. })),
+                "unexpected result {result:?} for {m:?}");
+        }
+    }
+
+    /// Damage to the metadata archive with a matching checksum reaches bytecheck and the
+    /// metadata checks: an error, or an artifact whose every range is usable.
+    #[test]
+    fn resealed_metadata_damage_never_panics(g in generated(), m in mutation()) {
+        let original = artifact(&g, false);
+        let header = Header::parse(&original).unwrap();
+        let meta_end = (header.metadata.offset + header.metadata.len) as usize;
+        let mut file = original.clone();
+        // Damage only the archive (appending/truncating act on its end).
+        let mut archive = file[HEADER_SIZE..meta_end].to_vec();
+        let before = archive.clone();
+        apply(&mut archive, &m, 0);
+        prop_assume!(archive != before);
+        let len_changed = archive.len() != before.len();
+        file.splice(HEADER_SIZE..meta_end, archive.iter().copied());
+        if len_changed {
+            // Keep the header's section table consistent with the new archive length, so
+            // the bytes reach `access_checked` (the other sections move with it).
+            let delta = archive.len() as i64 - before.len() as i64;
+            let mut h = header.clone();
+            h.metadata.len = archive.len() as u64;
+            h.code.offset = (h.code.offset as i64 + delta) as u64;
+            h.data.offset = (h.data.offset as i64 + delta) as u64;
+            file[..HEADER_SIZE].copy_from_slice(&h.encode().unwrap());
+        }
+        reseal(&mut file);
+        match open_checked(&file, &host_compat()) {
+            Err(ArtifactError::InvalidArchive(_) | ArtifactError::InvalidMetadata(_)) => {}
+            Err(e) => prop_assert!(false, "expected an archive error, got {e}"),
+            Ok((h, info)) => assert_usable(info, &h),
+        }
+    }
+
+    /// Damage anywhere behind the header with a matching checksum: code and data bytes may
+    /// change freely, so `Ok` is possible, but then the metadata must be usable.
+    #[test]
+    fn resealed_damage_never_panics(g in generated(), m in mutation(), paged in any::<bool>()) {
+        let mut file = artifact(&g, paged);
+        apply(&mut file, &m, HEADER_SIZE);
+        reseal(&mut file);
+        if let Ok((h, info)) = open_checked(&file, &host_compat()) {
+            assert_usable(info, &h);
+        }
+    }
+
+    /// Random bytes are never an artifact.
+    #[test]
+    fn random_bytes_are_refused(bytes in vec(any::<u8>(), 0..2048)) {
+        prop_assert!(open_checked(&bytes, &host_compat()).is_err());
+        prop_assert!(Header::parse(&bytes).is_err() || bytes.starts_with(&MAGIC));
+    }
+
+    /// Random bytes behind the magic are refused.
+    #[test]
+    fn random_bytes_after_magic_are_refused(bytes in vec(any::<u8>(), 0..2048)) {
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&bytes);
+        prop_assert!(open_checked(&file, &host_compat()).is_err());
+    }
+
+    /// Random bytes behind a valid header whose metadata section covers them and whose
+    /// checksum matches: they reach bytecheck, which must refuse them without panicking.
+    #[test]
+    fn random_archive_behind_a_valid_header_is_refused(
+        bytes in vec(any::<u8>(), 0..4096),
+        code_len in 0usize..64,
+    ) {
+        let file = sealed_file(&bytes, code_len);
+        match open_checked(&file, &host_compat()) {
+            Err(_) => {}
+            Ok((h, info)) => assert_usable(info, &h),
+        }
+    }
+
+    /// The same with bytes that look more like an archive: a real archive's bytes shuffled
+    /// into a random order of 4-byte words.
+    #[test]
+    fn shuffled_archive_behind_a_valid_header_never_panics(
+        g in generated(),
+        order in vec(any::<u32>(), 1..512),
+    ) {
+        let archive = kiln_artifact::artifact::archive_metadata(&g.info).unwrap();
+        let words: Vec<&[u8]> = archive.chunks(4).collect();
+        let mut bytes = Vec::with_capacity(archive.len());
+        for i in &order {
+            bytes.extend_from_slice(words[*i as usize % words.len()]);
+        }
+        let file = sealed_file(&bytes, g.code.len());
+        if let Ok((h, info)) = open_checked(&file, &host_compat()) {
+            assert_usable(info, &h);
+        }
+    }
+}
+
+/// A header for the host with `metadata` as its archive and `code_len` zero bytes of code,
+/// followed by those sections and a matching checksum.
+fn sealed_file(metadata: &[u8], code_len: usize) -> Vec<u8> {
+    let meta_len = metadata.len() as u64;
+    let code_offset = (HEADER_SIZE as u64 + meta_len).div_ceil(16) * 16;
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        kiln_version: KILN_VERSION.to_owned(),
+        compat: host_compat(),
+        metadata: SectionRange {
+            offset: HEADER_SIZE as u64,
+            len: meta_len,
+        },
+        code: SectionRange {
+            offset: code_offset,
+            len: code_len as u64,
+        },
+        data: SectionRange {
+            offset: code_offset + code_len as u64,
+            len: 0,
+        },
+        checksum: 0,
+    };
+    let mut file = header.encode().unwrap().to_vec();
+    file.extend_from_slice(metadata);
+    file.resize(code_offset as usize + code_len, 0);
+    reseal(&mut file);
+    file
+}
+
+#[test]
+fn sealed_file_of_a_real_archive_opens() {
+    // The helper above builds files that `open_checked` accepts when the archive is real,
+    // so the random cases do reach the archive checks.
+    let g = proptest::strategy::ValueTree::current(
+        &generated()
+            .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+            .unwrap(),
+    );
+    let archive = kiln_artifact::artifact::archive_metadata(&g.info).unwrap();
+    let mut file = sealed_file(&archive, g.code.len());
+    // Data section: the generated data bytes.
+    let data_offset = file.len() as u64;
+    file.extend_from_slice(&g.data);
+    let mut h = Header::parse(&file).unwrap();
+    h.data = SectionRange {
+        offset: data_offset,
+        len: g.data.len() as u64,
+    };
+    file[..HEADER_SIZE].copy_from_slice(&h.encode().unwrap());
+    reseal(&mut file);
+    open_checked(&file, &host_compat()).expect("a sealed real archive opens");
+}
+
+#[test]
+fn every_truncation_of_one_artifact_is_refused() {
+    let g = proptest::strategy::ValueTree::current(
+        &generated()
+            .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+            .unwrap(),
+    );
+    let file = artifact(&g, false);
+    for len in 0..file.len() {
+        assert!(
+            open_checked(&file[..len], &host_compat()).is_err(),
+            "truncation to {len} bytes accepted"
+        );
+    }
+}
+
+/// Exhaustive over the header of one artifact. Fails today: the 7 reserved bytes after the
+/// pointer size (17..24), the reserved tail (472..512) and several bits of the code range
+/// and data offset (424..448) can change and the artifact still opens, since the header is
+/// not covered by the checksum and `Header::parse` checks neither reserved bytes nor the
+/// section layout (order, overlap, text alignment).
+#[test]
+#[ignore = "kiln-artifact bug: header bytes 17..24, 424..448 and 472..512 are not checked"]
+fn every_header_bit_is_checked() {
+    let g = proptest::strategy::ValueTree::current(
+        &generated()
+            .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+            .unwrap(),
+    );
+    let file = artifact(&g, false);
+    let mut accepted = Vec::new();
+    for pos in 0..HEADER_SIZE {
+        for bit in 0..8 {
+            let mut damaged = file.clone();
+            damaged[pos] ^= 1 << bit;
+            if open_checked(&damaged, &host_compat()).is_ok() {
+                accepted.push((pos, bit));
+            }
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "header bit flips accepted (byte, bit): {accepted:?}"
+    );
+}

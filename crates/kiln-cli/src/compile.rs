@@ -1,0 +1,85 @@
+//! `kiln compile`: WebAssembly (binary or text) in, artifact out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use kiln::{BoundsChecks, Config, Engine, OptLevel};
+
+use crate::{CliResult, fail};
+
+/// Arguments of `kiln compile`.
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The module to compile (.wasm or .wat).
+    input: PathBuf,
+    /// Where to write the artifact [default: the input with the extension `.kiln`].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Target triple to compile for [default: the host].
+    #[arg(long)]
+    target: Option<String>,
+    #[command(flatten)]
+    codegen: CodegenArgs,
+}
+
+/// The code-generation settings shared by the commands that compile.
+#[derive(Args)]
+pub struct CodegenArgs {
+    /// How much to optimise.
+    #[arg(long, value_enum, default_value_t = Opt::Speed)]
+    opt_level: Opt,
+    /// How linear-memory accesses are kept in bounds.
+    #[arg(long, value_enum, default_value_t = Bounds::GuardPages)]
+    bounds_checks: Bounds,
+}
+
+impl CodegenArgs {
+    /// A configuration with these settings, for the host.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new();
+        config.opt_level(match self.opt_level {
+            Opt::None => OptLevel::None,
+            Opt::Speed => OptLevel::Speed,
+            Opt::SpeedAndSize => OptLevel::SpeedAndSize,
+        });
+        config.bounds_checks(match self.bounds_checks {
+            Bounds::GuardPages => BoundsChecks::GuardPages,
+            Bounds::Explicit => BoundsChecks::Explicit,
+        });
+        config
+    }
+}
+
+/// `--opt-level` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Opt {
+    None,
+    Speed,
+    SpeedAndSize,
+}
+
+/// `--bounds-checks` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Bounds {
+    GuardPages,
+    Explicit,
+}
+
+/// Runs `kiln compile`.
+pub fn main(args: CompileArgs) -> CliResult {
+    let mut config = args.codegen.config();
+    if let Some(target) = &args.target {
+        config.target(target);
+    }
+    let engine = Engine::new(&config)?;
+    let input = &args.input;
+    let wasm = std::fs::read(input).map_err(|e| fail!("cannot read `{}`: {e}", input.display()))?;
+    let artifact = engine
+        .precompile_module(&wasm)
+        .map_err(|e| fail!("cannot compile `{}`: {e}", input.display()))?;
+    let output = args.output.unwrap_or_else(|| input.with_extension("kiln"));
+    std::fs::write(&output, artifact)
+        .map_err(|e| fail!("cannot write `{}`: {e}", output.display()))?;
+    Ok(ExitCode::SUCCESS)
+}

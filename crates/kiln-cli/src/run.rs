@@ -1,0 +1,172 @@
+//! `kiln run`: loads a module or artifact, links WASI if it asks for it, and runs `_start`
+//! or the function named by `--invoke`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use kiln::{BoundsChecks, Config, Engine, Linker, Module, OptLevel, Store, Val, ValType};
+use kiln_artifact::Header;
+
+use crate::wasi::{self, WasiCtx};
+use crate::{CliError, CliResult, fail};
+
+/// Arguments of `kiln run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The module (.wasm, .wat) or artifact (.kiln) to run.
+    file: PathBuf,
+    /// Call this exported function instead of `_start`.
+    #[arg(long, value_name = "NAME")]
+    invoke: Option<String>,
+    /// With --invoke, the function's arguments (parsed by its parameter types); otherwise the
+    /// program's arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    args: Vec<String>,
+}
+
+/// Loads `path`: an artifact (recognised by its magic bytes) through the checked
+/// deserializer, with an engine configured like the compiler that made it; anything else
+/// as WebAssembly binary or text with the default engine.
+pub fn load_module(path: &Path) -> Result<(Engine, Module), CliError> {
+    let bytes = std::fs::read(path).map_err(|e| fail!("cannot read `{}`: {e}", path.display()))?;
+    let loaded = if bytes.starts_with(&kiln_artifact::header::MAGIC) {
+        let engine = match Header::parse(&bytes) {
+            Ok(header) => Engine::new(&config_for(&header.compat.settings))?,
+            Err(_) => Engine::default(), // the checked load below reports what is wrong
+        };
+        Module::deserialize_file(&engine, path).map(|m| (engine, m))
+    } else {
+        let engine = Engine::default();
+        Module::new(&engine, &bytes).map(|m| (engine, m))
+    };
+    loaded.map_err(|e| fail!("cannot load `{}`: {e}", path.display()))
+}
+
+/// The engine configuration matching an artifact's settings field
+/// (`opt_level=..,bounds_checks=..`); unknown values keep the defaults, so that loading
+/// then reports the mismatch.
+fn config_for(settings: &str) -> Config {
+    let mut config = Config::new();
+    for pair in settings.split(',') {
+        match pair.split_once('=') {
+            Some(("opt_level", "none")) => config.opt_level(OptLevel::None),
+            Some(("opt_level", "speed")) => config.opt_level(OptLevel::Speed),
+            Some(("opt_level", "speed_and_size")) => config.opt_level(OptLevel::SpeedAndSize),
+            Some(("bounds_checks", "guard_pages")) => {
+                config.bounds_checks(BoundsChecks::GuardPages)
+            }
+            Some(("bounds_checks", "explicit")) => config.bounds_checks(BoundsChecks::Explicit),
+            _ => &mut config,
+        };
+    }
+    config
+}
+
+/// Runs `kiln run`.
+pub fn main(args: RunArgs) -> CliResult {
+    let (engine, module) = load_module(&args.file)?;
+    let mut argv = vec![args.file.display().to_string()];
+    if args.invoke.is_none() {
+        argv.extend(args.args.iter().cloned());
+    }
+    let mut store = Store::new(&engine, WasiCtx::new(argv));
+    let mut linker = Linker::new(&engine);
+    if module.imports().any(|i| i.module() == wasi::WASI_MODULE) {
+        wasi::add_to_linker(&mut linker, &module)?;
+    }
+    let instance = linker.instantiate(&mut store, &module);
+    let instance = match instance {
+        Ok(instance) => instance,
+        Err(e) => return finish(&store, Err(e)),
+    };
+
+    let Some(name) = &args.invoke else {
+        let Some(start) = instance.get_func(&mut store, "_start") else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let result = start.call(&mut store, &[], &mut []);
+        return finish(&store, result);
+    };
+    if name != "_initialize"
+        && let Some(init) = instance.get_func(&mut store, "_initialize")
+    {
+        let result = init.call(&mut store, &[], &mut []);
+        if store.data().exit_code.is_some() || result.is_err() {
+            return finish(&store, result);
+        }
+    }
+    let func = instance
+        .get_func(&mut store, name)
+        .ok_or_else(|| fail!("`{}` exports no function `{name}`", args.file.display()))?;
+    let ty = func.ty(&store);
+    if ty.params.len() != args.args.len() {
+        return Err(fail!(
+            "`{name}` takes {} argument(s) of type {ty}, but {} were given",
+            ty.params.len(),
+            args.args.len()
+        ));
+    }
+    let params = ty
+        .params
+        .iter()
+        .zip(&args.args)
+        .map(|(ty, text)| parse_arg(*ty, text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results = vec![Val::I32(0); ty.results.len()];
+    let result = func.call(&mut store, &params, &mut results);
+    if result.is_ok() && store.data().exit_code.is_none() {
+        for val in &results {
+            println!("{}", render(val));
+        }
+    }
+    finish(&store, result)
+}
+
+/// The exit status: `proc_exit`'s if it was called, else success or the error.
+fn finish(store: &Store<WasiCtx>, result: kiln::Result<()>) -> CliResult {
+    if let Some(code) = store.data().exit_code {
+        return Ok(ExitCode::from(code as u8));
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_arg(ty: ValType, text: &str) -> Result<Val, CliError> {
+    let bad = || fail!("cannot parse `{text}` as {ty}");
+    Ok(match ty {
+        ValType::I32 => Val::I32(
+            text.parse::<i32>()
+                .or_else(|_| text.parse::<u32>().map(|v| v as i32))
+                .map_err(|_| bad())?,
+        ),
+        ValType::I64 => Val::I64(
+            text.parse::<i64>()
+                .or_else(|_| text.parse::<u64>().map(|v| v as i64))
+                .map_err(|_| bad())?,
+        ),
+        ValType::F32 => Val::from(text.parse::<f32>().map_err(|_| bad())?),
+        ValType::F64 => Val::from(text.parse::<f64>().map_err(|_| bad())?),
+        other => {
+            return Err(fail!(
+                "cannot pass a {other} argument from the command line"
+            ));
+        }
+    })
+}
+
+fn render(val: &Val) -> String {
+    match val {
+        Val::I32(v) => v.to_string(),
+        Val::I64(v) => v.to_string(),
+        Val::F32(bits) => f32::from_bits(*bits).to_string(),
+        Val::F64(bits) => f64::from_bits(*bits).to_string(),
+        Val::FuncRef(None) | Val::ExternRef(None) => "null".to_owned(),
+        Val::FuncRef(Some(_)) => "<funcref>".to_owned(),
+        Val::ExternRef(Some(n)) => format!("<externref {n}>"),
+    }
+}

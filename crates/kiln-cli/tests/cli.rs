@@ -1,0 +1,273 @@
+//! End-to-end tests of the `kiln` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ADD_WAT: &str = r#"(module
+  (func (export "add") (param i32 i32) (result i32)
+    local.get 0 local.get 1 i32.add)
+  (func (export "pair") (param i64 f64) (result i64 f64)
+    local.get 0 local.get 1)
+  (func (export "boom") unreachable)
+  (memory (export "mem") 1))
+"#;
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .output()
+        .expect("run the kiln binary")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh directory under the target dir (not `/tmp`, which may be mounted `noexec`).
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kiln-cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn assert_one_line_error(out: &Output) {
+    assert!(!out.status.success(), "expected failure: {}", stdout(out));
+    let err = stderr(out);
+    assert!(err.starts_with("error: "), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+#[test]
+fn compile_then_run_an_artifact() {
+    let dir = scratch("compile-run");
+    let wat = dir.join("add.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let artifact = dir.join("add.kiln");
+    let out = kiln(&["compile", path(&wat), "-o", path(&artifact)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = kiln(&["run", path(&artifact), "--invoke", "add", "40", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "42\n");
+
+    let out = kiln(&["run", path(&artifact), "--invoke", "pair", "-7", "1.5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "-7\n1.5\n");
+
+    // The text module runs directly too.
+    let out = kiln(&["run", path(&wat), "--invoke", "add", "1", "2"]);
+    assert_eq!(stdout(&out), "3\n", "{}", stderr(&out));
+}
+
+#[test]
+fn run_reports_traps_and_bad_arguments_in_one_line() {
+    let dir = scratch("run-errors");
+    let wat = dir.join("add.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let out = kiln(&["run", path(&wat), "--invoke", "boom"]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
+
+    assert_one_line_error(&kiln(&["run", path(&wat), "--invoke", "add", "1"]));
+    assert_one_line_error(&kiln(&["run", path(&wat), "--invoke", "add", "x", "1"]));
+    assert_one_line_error(&kiln(&["run", path(&wat), "--invoke", "nope"]));
+}
+
+#[test]
+fn inspect_lists_header_and_exports() {
+    let dir = scratch("inspect");
+    let wat = dir.join("add.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let artifact = dir.join("add.kiln");
+    let out = kiln(&[
+        "compile",
+        path(&wat),
+        "-o",
+        path(&artifact),
+        "--opt-level",
+        "none",
+        "--bounds-checks",
+        "explicit",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `run` configures its engine from the artifact's settings.
+    let out = kiln(&["run", path(&artifact), "--invoke", "add", "2", "3"]);
+    assert_eq!(stdout(&out), "5\n", "{}", stderr(&out));
+
+    let out = kiln(&["inspect", path(&artifact)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "format version:",
+        "target:",
+        "cpu features:",
+        "opt_level=none",
+        "bounds_checks=explicit",
+        "checksum:",
+        "metadata",
+        "add -> func 0",
+        "pair -> func 1",
+        "mem -> memory 0",
+        "code offset",
+        "memories: 1",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+}
+
+#[test]
+fn corrupt_files_give_one_line_errors() {
+    let dir = scratch("corrupt");
+    let wat = dir.join("add.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let artifact = dir.join("add.kiln");
+    assert!(
+        kiln(&["compile", path(&wat), "-o", path(&artifact)])
+            .status
+            .success()
+    );
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let corrupt = dir.join("corrupt.kiln");
+    std::fs::write(&corrupt, &bytes).unwrap();
+
+    let out = kiln(&["run", path(&corrupt), "--invoke", "add", "1", "2"]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
+    assert_one_line_error(&kiln(&["inspect", path(&corrupt)]));
+
+    bytes.truncate(100);
+    std::fs::write(&corrupt, &bytes).unwrap();
+    assert_one_line_error(&kiln(&["inspect", path(&corrupt)]));
+    assert_one_line_error(&kiln(&["run", path(&corrupt)]));
+
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0\x01\xff").unwrap();
+    assert_one_line_error(&kiln(&["run", path(&garbage)]));
+    assert_one_line_error(&kiln(&["compile", path(&garbage)]));
+    assert_one_line_error(&kiln(&["inspect", path(&garbage)]));
+    assert_one_line_error(&kiln(&["run", path(&dir.join("missing.wasm"))]));
+}
+
+fn hello_wasm() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs/hello.wasm")
+}
+
+#[test]
+fn runs_a_c_program_through_wasi() {
+    let out = kiln(&["run", path(&hello_wasm())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Hello from Kiln!\n");
+}
+
+#[test]
+fn runs_a_compiled_c_program() {
+    let dir = scratch("hello");
+    let artifact = dir.join("hello.kiln");
+    let out = kiln(&["compile", path(&hello_wasm()), "-o", path(&artifact)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kiln(&["run", path(&artifact)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Hello from Kiln!\n");
+    let out = kiln(&["inspect", path(&artifact)]);
+    assert!(
+        stdout(&out).contains("wasi_snapshot_preview1::fd_write"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn proc_exit_sets_the_exit_code() {
+    let dir = scratch("exit");
+    let wat = dir.join("exit.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    call $yield
+    i32.const 52
+    i32.ne
+    if unreachable end
+    i32.const 7
+    call $exit
+    unreachable))
+"#,
+    )
+    .unwrap();
+    let out = kiln(&["run", path(&wat)]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
+
+#[test]
+fn wast_command_counts() {
+    let dir = scratch("wast");
+    let script = dir.join("t.wast");
+    std::fs::write(
+        &script,
+        r#"(module (func (export "one") (result i32) i32.const 1))
+(assert_return (invoke "one") (i32.const 1))
+(assert_return (invoke "one") (i32.const 2))
+"#,
+    )
+    .unwrap();
+    let out = kiln(&["wast", path(&script)]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains(":3: assert_return"), "{text}");
+    assert!(text.trim_end().ends_with("2 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn wasi_args_reach_the_program() {
+    let dir = scratch("args");
+    let wat = dir.join("args.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    ;; argc at 0, buffer size at 4; argv at 16, strings at 256
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (drop (call $get (i32.const 16) (i32.const 256)))
+    ;; print the NUL-separated strings: one iovec at 8
+    (i32.store (i32.const 8) (i32.const 256))
+    (i32.store (i32.const 12) (i32.load (i32.const 4)))
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 100)))
+    ;; argc must be 3 and argv[1] must point at the second string
+    (if (i32.ne (i32.load (i32.const 0)) (i32.const 3)) (then unreachable))
+    (if (i32.ne (i32.load8_u (i32.load (i32.const 20))) (i32.const 0x61)) (then unreachable))))
+"#,
+    )
+    .unwrap();
+    let out = kiln(&["run", path(&wat), "a", "b c"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\0a\0b c\0", path(&wat)));
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    assert_one_line_error(&kiln(&["compile", "x.wasm", "--opt-level", "fast"]));
+    assert_one_line_error(&kiln(&["run"]));
+    assert_one_line_error(&kiln(&["frobnicate"]));
+    let out = kiln(&["--version"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("kiln "));
+}

@@ -1,0 +1,292 @@
+//! Kiln's WebAssembly → Cranelift IR translator.
+//!
+//! [`translate_function`] walks one validated function body operator by operator, keeping
+//! the wasm operand stack as a `Vec` of SSA values and the structured control flow as a stack
+//! of [`control::Frame`]s. Each operator family lives in its own file: control flow
+//! (`control`), linear memory and globals (`memory`), arithmetic and conversions (`numeric`)
+//! and calls (`calls`).
+
+mod calls;
+mod control;
+mod memory;
+mod numeric;
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{
+    self, Function, GlobalValueData, InstBuilder, MemFlagsData, SourceLoc, UserFuncName, Value,
+    types,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_codegen::packed_option::ReservedValue;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use kiln_artifact::vmoffsets::store_context;
+use kiln_artifact::{
+    CodegenSettings, DefinedFuncIndex, FuncIndex, ModuleInfo, TypeIndex, VMOffsets,
+};
+use wasmparser::{FunctionBody, Operator};
+
+use crate::CompileError;
+use crate::abi::{POINTER_TYPE, clif_type, wasm_signature};
+use control::Frame;
+
+/// What the translator needs to know about the module and target.
+pub struct ModuleContext<'a> {
+    /// The module's metadata (types, functions, memories, ...).
+    pub info: &'a ModuleInfo,
+    /// The module's vmctx layout.
+    pub offsets: VMOffsets,
+    /// Settings that change the generated code.
+    pub settings: CodegenSettings,
+    /// The target's default calling convention.
+    pub call_conv: CallConv,
+    /// What the Cranelift frontend needs to know about the target.
+    pub frontend: TargetFrontendConfig,
+}
+
+/// Translates the body of defined function `index` into a Cranelift function named
+/// `u0:index`.
+pub fn translate_function(
+    module: &ModuleContext<'_>,
+    index: DefinedFuncIndex,
+    body: &FunctionBody<'_>,
+    builder_ctx: &mut FunctionBuilderContext,
+) -> Result<Function, CompileError> {
+    let func_index = FuncIndex(module.info.num_imported_funcs + index.0);
+    let ty = &module.info.types[module.info.functions[func_index].ty];
+    let sig = wasm_signature(ty, module.call_conv);
+    let mut func = Function::with_name_signature(UserFuncName::user(0, index.0), sig);
+    let builder = FunctionBuilder::new(&mut func, builder_ctx);
+    let mut translator = FuncTranslator::new(module, builder);
+    translator.translate(func_index, body)?;
+    translator.builder.seal_all_blocks();
+    translator.builder.finalize(module.frontend);
+    Ok(func)
+}
+
+/// The state of one function's translation.
+pub(crate) struct FuncTranslator<'m, 'f> {
+    module: &'m ModuleContext<'m>,
+    builder: FunctionBuilder<'f>,
+    /// The callee vmctx, the function's first parameter.
+    vmctx: Value,
+    /// One variable per wasm local (parameters first).
+    locals: Vec<Variable>,
+    /// The wasm operand stack.
+    stack: Vec<Value>,
+    /// Enclosing blocks, loops and ifs; the function body is the outermost block.
+    control: Vec<Frame>,
+    /// Whether the current position can be reached; unreachable operators are skipped.
+    reachable: bool,
+    /// Nesting depth of blocks opened while skipping unreachable code.
+    unreachable_depth: u32,
+    /// Signatures imported into the function, per type.
+    signatures: HashMap<TypeIndex, ir::SigRef>,
+    /// Directly callable functions imported into the function, per defined index.
+    direct_callees: HashMap<DefinedFuncIndex, ir::FuncRef>,
+}
+
+impl<'m, 'f> FuncTranslator<'m, 'f> {
+    fn new(module: &'m ModuleContext<'m>, builder: FunctionBuilder<'f>) -> Self {
+        Self {
+            module,
+            builder,
+            vmctx: Value::reserved_value(),
+            locals: Vec::new(),
+            stack: Vec::new(),
+            control: Vec::new(),
+            reachable: true,
+            unreachable_depth: 0,
+            signatures: HashMap::new(),
+            direct_callees: HashMap::new(),
+        }
+    }
+
+    fn translate(&mut self, func: FuncIndex, body: &FunctionBody<'_>) -> Result<(), CompileError> {
+        let info = self.module.info;
+        let ty = &info.types[info.functions[func].ty];
+        let entry = self.builder.create_block();
+        self.builder.append_block_params_for_function_params(entry);
+        self.builder.switch_to_block(entry);
+        self.builder.seal_block(entry);
+        self.builder
+            .set_srcloc(SourceLoc::new(body.range().start as u32));
+        let params = self.builder.block_params(entry).to_vec();
+        self.vmctx = params[0];
+        self.set_stack_limit();
+
+        for (&param, &wasm_ty) in params[2..].iter().zip(&ty.params) {
+            let var = self.builder.declare_var(clif_type(wasm_ty));
+            self.builder.def_var(var, param);
+            self.locals.push(var);
+        }
+        let mut locals = body.get_locals_reader().map_err(invalid)?;
+        for _ in 0..locals.get_count() {
+            let (count, wasm_ty) = locals.read().map_err(invalid)?;
+            let clif_ty = clif_type(crate::environ::val_type(wasm_ty)?);
+            for _ in 0..count {
+                let var = self.builder.declare_var(clif_ty);
+                let zero = self.zero(clif_ty);
+                self.builder.def_var(var, zero);
+                self.locals.push(var);
+            }
+        }
+
+        let results: Vec<ir::Type> = ty.results.iter().map(|t| clif_type(*t)).collect();
+        self.push_function_frame(&results);
+        let mut ops = body.get_operators_reader().map_err(invalid)?;
+        while !ops.eof() {
+            let (op, offset) = ops.read_with_offset().map_err(invalid)?;
+            self.builder.set_srcloc(SourceLoc::new(offset as u32));
+            self.operator(&op)?;
+        }
+        Ok(())
+    }
+
+    /// `func.stack_limit = load(load(vmctx + store_context) + STACK_LIMIT)`.
+    fn set_stack_limit(&mut self) {
+        let flags = self
+            .builder
+            .func
+            .dfg
+            .mem_flags
+            .insert_unchecked(MemFlagsData::trusted());
+        let vmctx = self.builder.create_global_value(GlobalValueData::VMContext);
+        let store = self.builder.create_global_value(GlobalValueData::Load {
+            base: vmctx,
+            offset: offset32(self.module.offsets.store_context()),
+            global_type: POINTER_TYPE,
+            flags,
+        });
+        let limit = self.builder.create_global_value(GlobalValueData::Load {
+            base: store,
+            offset: offset32(store_context::STACK_LIMIT),
+            global_type: POINTER_TYPE,
+            flags,
+        });
+        self.builder.func.stack_limit = Some(limit);
+    }
+
+    /// Translates one operator, or tracks nesting if the current position is unreachable.
+    fn operator(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
+        if !self.reachable {
+            self.skip_unreachable(op);
+            return Ok(());
+        }
+        match op {
+            Operator::Nop => {}
+            Operator::Drop => {
+                self.pop();
+            }
+            Operator::Select | Operator::TypedSelect { .. } => {
+                let cond = self.pop();
+                let (a, b) = self.pop2();
+                let v = self.builder.ins().select(cond, a, b);
+                self.push(v);
+            }
+            Operator::LocalGet { local_index } => {
+                let v = self.builder.use_var(self.locals[*local_index as usize]);
+                self.push(v);
+            }
+            Operator::LocalSet { local_index } => {
+                let v = self.pop();
+                self.builder.def_var(self.locals[*local_index as usize], v);
+            }
+            Operator::LocalTee { local_index } => {
+                let v = self.peek(1)[0];
+                self.builder.def_var(self.locals[*local_index as usize], v);
+            }
+            Operator::GlobalGet { global_index } => self.global_get(*global_index),
+            Operator::GlobalSet { global_index } => self.global_set(*global_index),
+            Operator::Unreachable
+            | Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::Else
+            | Operator::End
+            | Operator::Br { .. }
+            | Operator::BrIf { .. }
+            | Operator::BrTable { .. }
+            | Operator::Return => self.control_op(op)?,
+            Operator::Call { .. } | Operator::CallIndirect { .. } => self.call_op(op)?,
+            Operator::MemorySize { .. } | Operator::MemoryGrow { .. } => self.memory_op(op)?,
+            _ if memory::is_access(op) => self.memory_op(op)?,
+            _ => self.numeric_op(op)?,
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, v: Value) {
+        self.stack.push(v);
+    }
+
+    fn pop(&mut self) -> Value {
+        self.stack
+            .pop()
+            .expect("validated wasm never pops an empty stack")
+    }
+
+    /// Pops two values, returning them in push order.
+    fn pop2(&mut self) -> (Value, Value) {
+        let b = self.pop();
+        let a = self.pop();
+        (a, b)
+    }
+
+    /// Pops `n` values, returning them in push order.
+    fn popn(&mut self, n: usize) -> Vec<Value> {
+        let at = self.stack.len() - n;
+        self.stack.split_off(at)
+    }
+
+    /// The top `n` values, in push order.
+    fn peek(&self, n: usize) -> &[Value] {
+        &self.stack[self.stack.len() - n..]
+    }
+
+    fn zero(&mut self, ty: ir::Type) -> Value {
+        let ins = self.builder.ins();
+        match ty {
+            types::F32 => ins.f32const(0.0),
+            types::F64 => ins.f64const(0.0),
+            types::I8X16 => {
+                let zero = ins.iconst(types::I64, 0);
+                self.builder.ins().splat(types::I64X2, zero)
+            }
+            _ => ins.iconst(ty, 0),
+        }
+    }
+
+    /// Loads a `ty` from `base + offset`, a location in the vmctx or a runtime structure
+    /// that is always accessible.
+    fn load_vm(&mut self, ty: ir::Type, base: Value, offset: u32) -> Value {
+        let (base, offset) = self.split_offset(base, offset);
+        self.builder
+            .ins()
+            .load(ty, MemFlagsData::trusted(), base, offset)
+    }
+
+    /// Stores `value` at `base + offset`, like [`Self::load_vm`].
+    fn store_vm(&mut self, value: Value, base: Value, offset: u32) {
+        let (base, offset) = self.split_offset(base, offset);
+        self.builder
+            .ins()
+            .store(MemFlagsData::trusted(), value, base, offset);
+    }
+
+    /// Keeps `offset` in Cranelift's signed 32-bit immediate, adding it to `base` if needed.
+    fn split_offset(&mut self, base: Value, offset: u32) -> (Value, i32) {
+        match i32::try_from(offset) {
+            Ok(offset) => (base, offset),
+            Err(_) => (self.builder.ins().iadd_imm_u(base, i64::from(offset)), 0),
+        }
+    }
+}
+
+fn offset32(offset: u32) -> ir::immediates::Offset32 {
+    ir::immediates::Offset32::new(i32::try_from(offset).expect("vmctx header offsets are small"))
+}
+
+fn invalid(e: wasmparser::BinaryReaderError) -> CompileError {
+    CompileError::Invalid(e.to_string())
+}

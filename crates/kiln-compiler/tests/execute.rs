@@ -1,0 +1,401 @@
+//! Runs compiled code on the host (x86_64 Linux only) through a minimal hand-built instance,
+//! to check the ABI of `docs/design.md` end to end: array-to-wasm and wasm-to-array
+//! trampolines, direct and indirect calls, imported host functions, memories, globals, the
+//! `MemoryGrow` builtin and multi-value returns. Only non-trapping paths are exercised: a
+//! trap here has no handler and would kill the test process.
+
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+mod harness;
+
+use std::cell::Cell;
+
+use harness::{Instance, ValRaw};
+use kiln_artifact::{BoundsChecks, CodegenSettings, OptLevel};
+
+const MODULE: &str = r#"
+(module
+  (type $binop (func (param i32 i32) (result i32)))
+  (import "env" "log" (func $log (param i32)))
+  (import "env" "twice" (func $twice (param i32) (result i32)))
+  (import "env" "spread" (func $spread (param i64 f64 i32 f32 i64 f64 i32 f32 i64)
+                                       (result f32 i64 f64 i32 i64 i32)))
+  (memory 1 2)
+  (table 4 funcref)
+  (global $counter (mut i32) (i32.const 40))
+  (global $big i64 (i64.const 0x100000000))
+  (elem (i32.const 1) $add $sub)
+  (func $add (type $binop) (i32.add (local.get 0) (local.get 1)))
+  (func $sub (type $binop) (i32.sub (local.get 0) (local.get 1)))
+
+  (func $fib (export "fib") (param $n i32) (result i32)
+    (if (result i32) (i32.lt_u (local.get $n) (i32.const 2))
+      (then (local.get $n))
+      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                     (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+
+  (func (export "sum") (param $n i32) (result i64)
+    (local $acc i64)
+    (block $done
+      (loop $again
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $n))))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $again)))
+    (local.get $acc))
+
+  (func (export "switch") (param i32) (result i32)
+    (block $c (result i32)
+      (block $b (result i32)
+        (block $a (result i32)
+          (i32.const 100)
+          (br_table $a $b $c (local.get 0)))
+        (i32.add (i32.const 10)) (br $c))
+      (i32.add (i32.const 20))))
+
+  (func (export "swap") (param i32 i64) (result i64 i32 f64 i64)
+    (local.get 1) (local.get 0) (f64.const 2.5) (i64.const -7))
+
+  (func (export "many") (param i32 i64 f32 f64 i32 i64 f32 f64 i32 i64 f32 f64) (result f64)
+    (f64.add (f64.add (f64.add (f64.convert_i32_s (local.get 0)) (f64.convert_i64_s (local.get 1)))
+                      (f64.add (f64.promote_f32 (local.get 2)) (local.get 3)))
+      (f64.add (f64.add (f64.add (f64.convert_i32_s (local.get 4)) (f64.convert_i64_s (local.get 5)))
+                        (f64.add (f64.promote_f32 (local.get 6)) (local.get 7)))
+               (f64.add (f64.add (f64.convert_i32_s (local.get 8)) (f64.convert_i64_s (local.get 9)))
+                        (f64.add (f64.promote_f32 (local.get 10)) (local.get 11))))))
+
+  (func (export "memory") (param $addr i32) (result i32 i32 i32 i64)
+    (i32.store offset=4 (local.get $addr) (i32.const 0x8081fe))
+    (i64.store32 offset=12 (local.get $addr) (i64.const -1))
+    (i32.load offset=4 (local.get $addr))
+    (i32.load8_s offset=4 (local.get $addr))
+    (i32.load16_u offset=5 (local.get $addr))
+    (i64.load32_u offset=12 (local.get $addr)))
+
+  (func (export "grow") (result i32 i32 i32 i32)
+    (memory.grow (i32.const 1))
+    (memory.size)
+    (memory.grow (i32.const 10))
+    (i32.store (i32.const 70000) (i32.const 5))
+    (i32.load (i32.const 70000)))
+
+  (func (export "bump") (result i32 i64)
+    (global.set $counter (i32.add (global.get $counter) (i32.const 2)))
+    (global.get $counter)
+    (global.get $big))
+
+  (func (export "indirect") (param i32 i32 i32) (result i32)
+    (call $log (local.get 0))
+    (call_indirect (type $binop) (local.get 1) (local.get 2) (local.get 0)))
+
+  (func (export "spread") (result f32 i64 f64 i32 i64 i32)
+    (call $spread (i64.const 1) (f64.const 2) (i32.const 3) (f32.const 4) (i64.const 5)
+                  (f64.const 6) (i32.const 7) (f32.const 8) (i64.const 9)))
+
+  (func (export "twice") (param i32) (result i32)
+    (i32.add (call $twice (local.get 0)) (i32.const 1)))
+
+  (func (export "div") (param i32 i32 i64 i64) (result i32 i32 i64 i64)
+    (i32.rem_s (local.get 0) (local.get 1))
+    (i32.div_u (local.get 0) (local.get 1))
+    (i64.rem_s (local.get 2) (local.get 3))
+    (i64.div_s (local.get 2) (i64.const 2)))
+
+  (func (export "floats") (param f64) (result f64 f64 i32 i64 i32)
+    (f64.nearest (local.get 0))
+    (f64.min (f64.const 0) (f64.const -0))
+    (i32.trunc_sat_f64_u (f64.neg (local.get 0)))
+    (i64.trunc_f64_s (local.get 0))
+    (i32.extend8_s (i32.const 0x80)))
+
+  (func (export "multi_block") (param i32) (result i32)
+    (i32.const 1) (i32.const 2)
+    (block (param i32 i32) (result i32 i32 i32) (i32.const 3))
+    (i32.add) (i32.add)
+    (if (param i32) (result i32) (local.get 0)
+      (then (i32.const 100) (i32.add))))
+
+  (func (export "dead") (param i32) (result i32)
+    (block (result i32)
+      (br_if 0 (i32.const 7) (local.get 0))
+      (drop)
+      (br 0 (i32.const 8))
+      (i32.add (unreachable))
+      (block (loop (if (i32.const 0) (then) (else))))
+      (drop)))
+)
+"#;
+
+thread_local! {
+    static LOGGED: Cell<u32> = const { Cell::new(0) };
+}
+
+unsafe extern "C" fn host_log(_host: *mut u8, _caller: *mut u8, values: *mut ValRaw, len: usize) {
+    assert_eq!(len, 1);
+    // SAFETY: the trampoline passes an array of `len` slots.
+    LOGGED.with(|l| l.set(unsafe { *values } as u32));
+}
+
+unsafe extern "C" fn host_twice(_host: *mut u8, _caller: *mut u8, values: *mut ValRaw, len: usize) {
+    assert_eq!(len, 1);
+    // SAFETY: the trampoline passes an array of `len` slots.
+    unsafe { *values = ValRaw::from((*values as u32).wrapping_mul(2)) };
+}
+
+/// Checks its nine parameters and returns six results of mixed types.
+unsafe extern "C" fn host_spread(
+    _host: *mut u8,
+    _caller: *mut u8,
+    values: *mut ValRaw,
+    len: usize,
+) {
+    assert_eq!(len, 9);
+    // SAFETY: the trampoline passes an array of `len` slots.
+    let values = unsafe { std::slice::from_raw_parts_mut(values, len) };
+    let expected = [
+        i64v(1),
+        f64v(2.0),
+        i32v(3),
+        f32v(4.0),
+        i64v(5),
+        f64v(6.0),
+        i32v(7),
+        f32v(8.0),
+        i64v(9),
+    ];
+    assert_eq!(values, expected);
+    let results = [
+        f32v(-1.5),
+        i64v(-2),
+        f64v(3.25),
+        i32v(-4),
+        i64v(1 << 50),
+        i32v(6),
+    ];
+    values[..results.len()].copy_from_slice(&results);
+}
+
+fn instance(settings: CodegenSettings) -> Instance {
+    let wasm = wat::parse_str(MODULE).unwrap();
+    Instance::new(&wasm, settings, &[host_log, host_twice, host_spread]).unwrap()
+}
+
+fn i32v(v: i32) -> ValRaw {
+    ValRaw::from(v as u32)
+}
+fn i64v(v: i64) -> ValRaw {
+    ValRaw::from(v as u64)
+}
+fn f32v(v: f32) -> ValRaw {
+    ValRaw::from(v.to_bits())
+}
+fn f64v(v: f64) -> ValRaw {
+    ValRaw::from(v.to_bits())
+}
+
+fn all_settings() -> Vec<CodegenSettings> {
+    let mut all = Vec::new();
+    for opt_level in [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize] {
+        for bounds_checks in [BoundsChecks::GuardPages, BoundsChecks::Explicit] {
+            all.push(CodegenSettings {
+                opt_level,
+                bounds_checks,
+            });
+        }
+    }
+    all
+}
+
+#[test]
+fn control_flow_and_calls() {
+    for settings in all_settings() {
+        let mut inst = instance(settings);
+        assert_eq!(inst.call("fib", &[i32v(20)]), [i32v(6765)]);
+        assert_eq!(inst.call("sum", &[i32v(100)]), [i64v(5050)]);
+        for (input, expected) in [(0, 110), (1, 120), (2, 100), (7, 100)] {
+            assert_eq!(
+                inst.call("switch", &[i32v(input)]),
+                [i32v(expected)],
+                "switch {input}"
+            );
+        }
+        assert_eq!(inst.call("multi_block", &[i32v(0)]), [i32v(6)]);
+        assert_eq!(inst.call("multi_block", &[i32v(1)]), [i32v(106)]);
+        assert_eq!(inst.call("dead", &[i32v(1)]), [i32v(7)]);
+        assert_eq!(inst.call("dead", &[i32v(0)]), [i32v(8)]);
+    }
+}
+
+#[test]
+fn values_cross_the_trampolines() {
+    for settings in all_settings() {
+        let mut inst = instance(settings);
+        assert_eq!(
+            inst.call("swap", &[i32v(-3), i64v(1 << 40)]),
+            [i64v(1 << 40), i32v(-3), f64v(2.5), i64v(-7)]
+        );
+        let args = [
+            i32v(1),
+            i64v(2),
+            f32v(3.0),
+            f64v(4.0),
+            i32v(5),
+            i64v(6),
+            f32v(7.0),
+            f64v(8.0),
+            i32v(9),
+            i64v(10),
+            f32v(11.0),
+            f64v(12.5),
+        ];
+        assert_eq!(inst.call("many", &args), [f64v(78.5)]);
+        assert_eq!(inst.call("twice", &[i32v(21)]), [i32v(43)]);
+        assert_eq!(
+            inst.call("spread", &[]),
+            [
+                f32v(-1.5),
+                i64v(-2),
+                f64v(3.25),
+                i32v(-4),
+                i64v(1 << 50),
+                i32v(6)
+            ]
+        );
+        assert_eq!(
+            inst.call("indirect", &[i32v(1), i32v(10), i32v(3)]),
+            [i32v(13)]
+        );
+        assert_eq!(LOGGED.with(Cell::get), 1);
+        assert_eq!(
+            inst.call("indirect", &[i32v(2), i32v(10), i32v(3)]),
+            [i32v(7)]
+        );
+        assert_eq!(LOGGED.with(Cell::get), 2);
+    }
+}
+
+#[test]
+fn memory_and_globals() {
+    for settings in all_settings() {
+        let mut inst = instance(settings);
+        assert_eq!(
+            inst.call("memory", &[i32v(100)]),
+            [i32v(0x8081fe), i32v(-2), i32v(0x8081), i64v(0xffff_ffff)]
+        );
+        assert_eq!(
+            inst.call("grow", &[]),
+            [i32v(1), i32v(2), i32v(-1), i32v(5)]
+        );
+        assert_eq!(inst.call("bump", &[]), [i32v(42), i64v(1 << 32)]);
+        assert_eq!(inst.call("bump", &[]), [i32v(44), i64v(1 << 32)]);
+    }
+}
+
+#[test]
+fn arithmetic_edge_cases() {
+    for settings in all_settings() {
+        let mut inst = instance(settings);
+        assert_eq!(
+            inst.call("div", &[i32v(i32::MIN), i32v(-1), i64v(i64::MIN), i64v(-1)]),
+            [i32v(0), i32v(0), i64v(0), i64v(i64::MIN / 2)]
+        );
+        assert_eq!(
+            inst.call("div", &[i32v(-7), i32v(2), i64v(-7), i64v(2)]),
+            [i32v(-1), i32v(2147483644), i64v(-1), i64v(-3)]
+        );
+        assert_eq!(
+            inst.call("floats", &[f64v(2.5)]),
+            [f64v(2.0), f64v(-0.0), i32v(0), i64v(2), i32v(-128)]
+        );
+    }
+}
+
+/// Functions that trap, reading their operands from mutable globals so that nothing is
+/// constant-folded.
+const TRAPS: &str = r#"
+(module
+  (type $binop (func (param i32 i32) (result i32)))
+  (type $nullary (func))
+  (memory 1)
+  (table 4 funcref)
+  (elem (i32.const 1) $add)
+  (global $zero (mut i32) (i32.const 0))
+  (global $minus_one (mut i32) (i32.const -1))
+  (global $min (mut i32) (i32.const 0x80000000))
+  (global $nan (mut f64) (f64.const nan))
+  (global $huge (mut f64) (f64.const 1e30))
+  (global $index (mut i32) (i32.const 65536))
+  (func $add (type $binop) (i32.add (local.get 0) (local.get 1)))
+  (func (export "unreachable") unreachable)
+  (func (export "div_by_zero") (drop (i32.div_u (i32.const 1) (global.get $zero))))
+  (func (export "rem_by_zero")
+    (drop (i64.rem_s (i64.const 1) (i64.extend_i32_s (global.get $zero)))))
+  (func (export "div_overflow") (drop (i32.div_s (global.get $min) (global.get $minus_one))))
+  (func (export "trunc_nan") (drop (i32.trunc_f64_s (global.get $nan))))
+  (func (export "trunc_overflow") (drop (i64.trunc_f64_u (global.get $huge))))
+  (func (export "indirect_out_of_bounds") (call_indirect (type $nullary) (i32.const 10)))
+  (func (export "indirect_null") (call_indirect (type $nullary) (global.get $zero)))
+  (func (export "indirect_bad_signature") (call_indirect (type $nullary) (i32.const 1)))
+  (func (export "load_out_of_bounds") (drop (i32.load (global.get $index))))
+  (func $recurse (export "stack_overflow") (call $recurse))
+)
+"#;
+
+/// The trap cases; `load_out_of_bounds` needs explicit bounds checks (the harness has no
+/// guard pages).
+const TRAP_CASES: &[&str] = &[
+    "unreachable",
+    "div_by_zero",
+    "rem_by_zero",
+    "div_overflow",
+    "trunc_nan",
+    "trunc_overflow",
+    "indirect_out_of_bounds",
+    "indirect_null",
+    "indirect_bad_signature",
+    "load_out_of_bounds",
+    "stack_overflow",
+];
+
+/// Runs one trap case named by `KILN_TRAP_CASE`; spawned by `traps_raise_sigill`.
+#[test]
+#[ignore = "run in a child process by traps_raise_sigill"]
+fn trap_child() {
+    let Ok(case) = std::env::var("KILN_TRAP_CASE") else {
+        return;
+    };
+    let settings = CodegenSettings {
+        bounds_checks: BoundsChecks::Explicit,
+        ..CodegenSettings::default()
+    };
+    let mut inst = Instance::new(&wat::parse_str(TRAPS).unwrap(), settings, &[]).unwrap();
+    if case == "stack_overflow" {
+        // Far above any real stack: the first prologue check fails.
+        inst.set_stack_limit(usize::MAX - 4096);
+    }
+    inst.call(&case, &[]);
+    // Reaching this point means the function returned instead of trapping.
+    std::process::exit(0);
+}
+
+/// Every trap is a trap instruction (SIGILL), never an arithmetic fault or a wild access.
+#[test]
+fn traps_raise_sigill() {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGILL: i32 = 4;
+    let exe = std::env::current_exe().unwrap();
+    for case in TRAP_CASES {
+        let output = std::process::Command::new(&exe)
+            .args(["--ignored", "--exact", "trap_child", "--test-threads=1"])
+            .env("KILN_TRAP_CASE", case)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.signal(),
+            Some(SIGILL),
+            "{case}: {:?}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

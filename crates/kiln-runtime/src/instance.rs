@@ -1,0 +1,120 @@
+//! Instances: the allocated `VMContext` of one instantiation and the runtime's view of it.
+
+use std::alloc::Layout;
+use std::sync::Arc;
+
+use kiln_artifact::vmoffsets::VMCTX_MAGIC;
+use kiln_artifact::{ArchivedModuleInfo, VMOffsets};
+
+use crate::loader::LoadedModule;
+use crate::memory::Memory;
+use crate::store::{FuncId, GlobalId, InstanceId, MemoryId, TableId};
+
+/// The zeroed, 16-aligned allocation holding a `VMContext`.
+#[derive(Debug)]
+pub struct VMContextAlloc {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl VMContextAlloc {
+    /// Allocates `size` zeroed bytes.
+    pub fn new(size: u32) -> VMContextAlloc {
+        let layout = Layout::from_size_align((size as usize).max(16), 16)
+            .expect("vmctx size fits in a layout");
+        // SAFETY: `layout` has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        VMContextAlloc { ptr, layout }
+    }
+
+    /// The `VMContext` pointer.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// A pointer to the field at `offset`.
+    pub fn field<T>(&self, offset: u32) -> *mut T {
+        assert!(
+            offset as usize + size_of::<T>() <= self.layout.size(),
+            "vmctx field out of bounds"
+        );
+        self.ptr.wrapping_add(offset as usize).cast()
+    }
+}
+
+impl Drop for VMContextAlloc {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// One instance. Boxed by the store so that the vmctx can point back to it.
+#[derive(Debug)]
+pub struct Instance {
+    /// This instance's id in its store.
+    pub id: InstanceId,
+    /// The module it instantiates.
+    pub module: Arc<LoadedModule>,
+    /// Its vmctx layout.
+    pub offsets: VMOffsets,
+    /// Its vmctx.
+    pub vmctx: VMContextAlloc,
+    /// Every function of its index space.
+    pub funcs: Vec<FuncId>,
+    /// Every table of its index space.
+    pub tables: Vec<TableId>,
+    /// Every memory of its index space.
+    pub memories: Vec<MemoryId>,
+    /// The memories again, as pointers for the `memory.grow` builtin (boxed in the store).
+    pub memory_ptrs: Vec<*mut Memory>,
+    /// Every global of its index space.
+    pub globals: Vec<GlobalId>,
+}
+
+impl Instance {
+    /// The module's metadata.
+    pub fn info(&self) -> &ArchivedModuleInfo {
+        self.module.info()
+    }
+
+    /// Checks the magic and returns the instance that owns `vmctx`.
+    ///
+    /// # Safety
+    /// `vmctx` must be the vmctx of a live instance.
+    pub unsafe fn from_vmctx<'a>(vmctx: *mut u8, offsets_instance: u32) -> &'a Instance {
+        // SAFETY: the caller guarantees `vmctx` is a live instance context, whose field at
+        // `instance()` holds the pointer to its boxed `Instance`.
+        unsafe {
+            let magic = vmctx
+                .add(offsets_instance as usize + 8)
+                .cast::<u32>()
+                .read();
+            debug_assert_eq!(magic, VMCTX_MAGIC);
+            &*vmctx
+                .add(offsets_instance as usize)
+                .cast::<*const Instance>()
+                .read()
+        }
+    }
+}
+
+/// The `memory.grow` builtin: `fn(vmctx, memory_index, delta_pages) -> old pages or u64::MAX`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+pub unsafe extern "C" fn memory_grow_builtin(vmctx: *mut u8, memory_index: u32, delta: u64) -> u64 {
+    let offsets_instance = 2 * size_of::<usize>() as u32;
+    // SAFETY: generated code passes its own live vmctx.
+    let instance = unsafe { Instance::from_vmctx(vmctx, offsets_instance) };
+    let Some(&memory) = instance.memory_ptrs.get(memory_index as usize) else {
+        return u64::MAX;
+    };
+    // SAFETY: memories are boxed in the store, which outlives every call into its
+    // instances; wasm is running, so no host reference to the memory is alive.
+    let memory = unsafe { &mut *memory };
+    memory.grow(delta).unwrap_or(u64::MAX)
+}

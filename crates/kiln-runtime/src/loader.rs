@@ -1,0 +1,341 @@
+//! Loading an artifact: map it, check its header, read its metadata in place and make its
+//! text section executable.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kiln_artifact::{ArchivedModuleInfo, ArtifactError, CompatInfo, HEADER_SIZE, Header};
+
+/// Why an artifact could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid or compatible artifact.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// The file could not be read or mapped.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// How much to check while loading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Header, compatibility, checksum, bytecheck and semantic validation of the metadata.
+    Checked,
+    /// Header and compatibility only; the metadata is trusted. O(1) in the module's size.
+    Unchecked,
+}
+
+/// The bytes of an artifact, mapped from a file or copied into an anonymous mapping.
+/// Page-aligned, so the metadata archive (at offset 512) is 16-aligned.
+#[derive(Debug)]
+enum Storage {
+    File(memmap2::Mmap),
+    Anon(memmap2::Mmap),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::File(m) | Storage::Anon(m) => m,
+        }
+    }
+}
+
+/// A loaded artifact: its bytes, its header and its executable code. Shared by every module
+/// handle and instance that uses it.
+#[derive(Debug)]
+pub struct LoadedModule {
+    storage: Storage,
+    header: Header,
+    metadata: std::ops::Range<usize>,
+    data: std::ops::Range<usize>,
+    /// The executable text section (`None` when it is empty).
+    code: Option<memmap2::Mmap>,
+}
+
+/// Checks `file` against `expected` and the host CPU, to the depth `verification` asks for.
+fn check(
+    file: &[u8],
+    expected: &CompatInfo,
+    verification: Verification,
+) -> Result<(Header, std::ops::Range<usize>, std::ops::Range<usize>), ArtifactError> {
+    let header = Header::parse(file)?;
+    header.check_compat(expected)?;
+    check_host_cpu(&header)?;
+    let metadata = header
+        .metadata
+        .bounds(file.len())
+        .ok_or(ArtifactError::BadMagic)?;
+    let data = header
+        .data
+        .bounds(file.len())
+        .ok_or(ArtifactError::BadMagic)?;
+    if verification == Verification::Checked {
+        // The checksum does not cover the header itself; re-encoding it catches changes to
+        // its reserved bytes.
+        if header.encode()?[..] != file[..HEADER_SIZE] {
+            return Err(ArtifactError::MalformedHeader(
+                "reserved header bytes are not zero".into(),
+            ));
+        }
+        kiln_artifact::verify_checksum(file, &header)?;
+        kiln_artifact::access_checked(&file[metadata.clone()], header.code.len, header.data.len)?;
+    }
+    if metadata.start % 16 != 0 || metadata.is_empty() {
+        return Err(ArtifactError::MalformedHeader(
+            "metadata section is empty or not 16-aligned".into(),
+        ));
+    }
+    Ok((header, metadata, data))
+}
+
+/// Maps a CPU feature name from an artifact header (`has_sse41`) to the host's check.
+fn host_has_feature(name: &str) -> Option<bool> {
+    let name = name.strip_prefix("has_").unwrap_or(name);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let yes = match name {
+            "sse3" => std::arch::is_x86_feature_detected!("sse3"),
+            "ssse3" => std::arch::is_x86_feature_detected!("ssse3"),
+            "sse41" | "sse4.1" => std::arch::is_x86_feature_detected!("sse4.1"),
+            "sse42" | "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
+            "popcnt" => std::arch::is_x86_feature_detected!("popcnt"),
+            "avx" => std::arch::is_x86_feature_detected!("avx"),
+            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+            "bmi1" => std::arch::is_x86_feature_detected!("bmi1"),
+            "bmi2" => std::arch::is_x86_feature_detected!("bmi2"),
+            "lzcnt" => std::arch::is_x86_feature_detected!("lzcnt"),
+            "fma" => std::arch::is_x86_feature_detected!("fma"),
+            "cmpxchg16b" => std::arch::is_x86_feature_detected!("cmpxchg16b"),
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+            "avx512dq" => std::arch::is_x86_feature_detected!("avx512dq"),
+            "avx512bitalg" => std::arch::is_x86_feature_detected!("avx512bitalg"),
+            "avx512vbmi" => std::arch::is_x86_feature_detected!("avx512vbmi"),
+            "sse2" | "sse" => true,
+            _ => return None,
+        };
+        Some(yes)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let yes = match name {
+            "lse" => std::arch::is_aarch64_feature_detected!("lse"),
+            "fp16" => std::arch::is_aarch64_feature_detected!("fp16"),
+            "neon" | "fp" => true,
+            _ => return None,
+        };
+        Some(yes)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = name;
+        None
+    }
+}
+
+/// The architecture part of a target triple.
+fn triple_arch(triple: &str) -> &str {
+    triple.split('-').next().unwrap_or("")
+}
+
+/// Refuses an artifact whose code needs CPU features the host lacks.
+fn check_host_cpu(header: &Header) -> Result<(), ArtifactError> {
+    if triple_arch(&header.compat.target) != std::env::consts::ARCH {
+        // Not runnable here at all; the engine refuses it separately.
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    for feature in header
+        .compat
+        .cpu_features
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+    {
+        match host_has_feature(feature) {
+            Some(true) => {}
+            Some(false) => missing.push(feature.to_owned()),
+            None => missing.push(format!("{feature} (unknown to this runtime)")),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ArtifactError::CpuFeatures {
+            expected: format!(
+                "the features of this CPU, which lacks {}",
+                missing.join(", ")
+            ),
+            found: header.compat.cpu_features.clone(),
+        })
+    }
+}
+
+impl LoadedModule {
+    /// Loads an artifact file in checked mode: header, compatibility, checksum and metadata
+    /// are all verified, so any file contents are handled without undefined behaviour.
+    ///
+    /// Like every memory-mapped loader, this relies on the file not being modified or
+    /// truncated by another process while the module is alive.
+    pub fn from_file_checked(
+        path: &Path,
+        expected: &CompatInfo,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        // SAFETY: checked mode trusts nothing in the file; the remaining contract (the file
+        // does not change while mapped) is documented above, as for any mapped file.
+        unsafe { Self::from_file(path, expected, Verification::Checked) }
+    }
+
+    /// Loads an artifact from memory in checked mode. Any bytes are handled safely.
+    pub fn from_bytes_checked(
+        bytes: &[u8],
+        expected: &CompatInfo,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        // SAFETY: checked mode has no requirements on the bytes.
+        unsafe { Self::from_bytes(bytes, expected, Verification::Checked) }
+    }
+
+    /// Loads an artifact from a file, mapping it read-only.
+    ///
+    /// # Safety
+    /// The file must not be modified or truncated while the module is alive. With
+    /// [`Verification::Unchecked`] the file must also be an artifact written by this Kiln
+    /// version's compiler (or one that passed checked loading before): its metadata and code
+    /// are trusted.
+    pub unsafe fn from_file(
+        path: &Path,
+        expected: &CompatInfo,
+        verification: Verification,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        let io = |source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the caller promises the file is not modified while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let (header, metadata, data) = check(&map, expected, verification)?;
+        let code_range = header
+            .code
+            .bounds(map.len())
+            .ok_or(ArtifactError::BadMagic)?;
+        let code = if code_range.is_empty() {
+            None
+        } else {
+            match crate::sys::map_file_executable(&file, header.code.offset, code_range.len()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::debug!(
+                        "cannot map the code of {} executable ({e}); copying it instead",
+                        path.display()
+                    );
+                    Some(crate::sys::copy_to_executable(&map[code_range]).map_err(io)?)
+                }
+            }
+        };
+        Ok(Arc::new(LoadedModule {
+            storage: Storage::File(map),
+            header,
+            metadata,
+            data,
+            code,
+        }))
+    }
+
+    /// Loads an artifact from bytes in memory, copying them into an aligned mapping.
+    ///
+    /// # Safety
+    /// With [`Verification::Unchecked`] the bytes must be an artifact written by this Kiln
+    /// version's compiler (or one that passed checked loading before). With
+    /// [`Verification::Checked`] this function is safe to call with any bytes.
+    pub unsafe fn from_bytes(
+        bytes: &[u8],
+        expected: &CompatInfo,
+        verification: Verification,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        let io = |source| LoadError::Io {
+            path: "<memory>".into(),
+            source,
+        };
+        let mut copy = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+        copy[..bytes.len()].copy_from_slice(bytes);
+        let map = copy.make_read_only().map_err(io)?;
+        let file = &map[..bytes.len()];
+        let (header, metadata, data) = check(file, expected, verification)?;
+        let code_range = header
+            .code
+            .bounds(file.len())
+            .ok_or(ArtifactError::BadMagic)?;
+        let code = if code_range.is_empty() {
+            None
+        } else {
+            Some(crate::sys::copy_to_executable(&file[code_range]).map_err(io)?)
+        };
+        Ok(Arc::new(LoadedModule {
+            storage: Storage::Anon(map),
+            header,
+            metadata,
+            data,
+            code,
+        }))
+    }
+
+    /// The artifact's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        let all = self.storage.bytes();
+        let len = match &self.storage {
+            Storage::File(_) => all.len(),
+            Storage::Anon(_) => (self.header.data.offset + self.header.data.len)
+                .max(self.header.code.offset + self.header.code.len)
+                .max(self.header.metadata.offset + self.header.metadata.len)
+                as usize,
+        };
+        &all[..len.min(all.len())]
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The module's metadata, read in place.
+    pub fn info(&self) -> &ArchivedModuleInfo {
+        // SAFETY: `check` validated these bytes at load time (checked mode), or the caller
+        // of the unsafe unchecked constructor vouched for them; they are 16-aligned (checked
+        // in `check`) and immutable for the lifetime of `self`.
+        unsafe { kiln_artifact::access_unchecked(&self.storage.bytes()[self.metadata.clone()]) }
+    }
+
+    /// The data section (the bytes of data segments).
+    pub fn data(&self) -> &[u8] {
+        &self.storage.bytes()[self.data.clone()]
+    }
+
+    /// Address of the first byte of executable code.
+    pub fn code_base(&self) -> *const u8 {
+        match &self.code {
+            Some(m) => m.as_ptr(),
+            None => std::ptr::NonNull::<u8>::dangling().as_ptr(),
+        }
+    }
+
+    /// Length of the text section in bytes.
+    pub fn code_len(&self) -> usize {
+        self.code
+            .as_ref()
+            .map_or(0, |_| self.header.code.len as usize)
+    }
+
+    /// The executable address range `[start, end)` of this module's code.
+    pub fn code_range(&self) -> (usize, usize) {
+        let start = self.code_base() as usize;
+        (start, start + self.code_len())
+    }
+}

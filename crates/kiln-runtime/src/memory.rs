@@ -1,0 +1,166 @@
+//! Linear memories: a reservation of address space whose accessible prefix grows in place.
+
+use kiln_artifact::types::WASM_PAGE_SIZE;
+use kiln_artifact::{GUARD_RESERVATION, MemoryType};
+
+use crate::sys::Reservation;
+use crate::vmcontext::VMMemoryDefinition;
+
+/// The largest 32-bit memory: 65536 pages, 4 GiB.
+pub const MAX_PAGES: u64 = 1 << 16;
+
+/// How memories keep accesses in bounds; must match the code's `BoundsChecks` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryStrategy {
+    /// Reserve `GUARD_RESERVATION` bytes so every 32-bit access lands inside the reservation.
+    GuardPages,
+    /// Reserve only the maximum size; generated code checks each access.
+    Explicit,
+}
+
+/// A linear memory. Its base never moves, so raw pointers to its bytes stay valid for the
+/// memory's lifetime (they may only cover less than the accessible length).
+#[derive(Debug)]
+pub struct Memory {
+    reservation: Reservation,
+    ty: MemoryType,
+    /// Largest size in pages this memory may reach.
+    max_pages: u64,
+    /// Where the authoritative definition lives: inline in the defining instance's vmctx,
+    /// or in `own_definition` for memories created by the host.
+    definition: *mut VMMemoryDefinition,
+    own_definition: Option<Box<VMMemoryDefinition>>,
+}
+
+impl Memory {
+    /// Creates a memory of type `ty` with its definition stored in the memory itself.
+    pub fn new(ty: MemoryType, strategy: MemoryStrategy) -> Result<Box<Memory>, String> {
+        if ty.memory64 || ty.shared {
+            return Err("64-bit and shared memories are not supported".into());
+        }
+        let max_pages = ty.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
+        if ty.min > max_pages {
+            return Err(format!(
+                "memory minimum of {} pages exceeds the limit of {max_pages} pages",
+                ty.min
+            ));
+        }
+        let reserve = match strategy {
+            MemoryStrategy::GuardPages => GUARD_RESERVATION,
+            MemoryStrategy::Explicit => max_pages * WASM_PAGE_SIZE,
+        };
+        let reserve = usize::try_from(reserve).map_err(|_| "memory reservation too large")?;
+        let reservation =
+            Reservation::new(reserve).map_err(|e| format!("cannot reserve memory: {e}"))?;
+        let initial = (ty.min * WASM_PAGE_SIZE) as usize;
+        reservation
+            .make_accessible(0, initial)
+            .map_err(|e| format!("cannot commit memory: {e}"))?;
+        let mut own = Box::new(VMMemoryDefinition {
+            base: reservation.as_ptr(),
+            current_length: initial,
+        });
+        let definition: *mut VMMemoryDefinition = &mut *own;
+        Ok(Box::new(Memory {
+            reservation,
+            ty,
+            max_pages,
+            definition,
+            own_definition: Some(own),
+        }))
+    }
+
+    /// Moves the definition to `slot` (inline in the defining instance's vmctx).
+    ///
+    /// # Safety
+    /// `slot` must be valid for writes of a `VMMemoryDefinition` for as long as this memory
+    /// lives, and not be written by anyone else but generated code reading it.
+    pub unsafe fn relocate_definition(&mut self, slot: *mut VMMemoryDefinition) {
+        // SAFETY: the caller guarantees `slot` is valid for writes; `self.definition` is.
+        unsafe {
+            slot.write(VMMemoryDefinition {
+                base: (*self.definition).base,
+                current_length: (*self.definition).current_length,
+            });
+        }
+        self.definition = slot;
+        self.own_definition = None;
+    }
+
+    /// The authoritative definition, to point imports at.
+    pub fn definition(&self) -> *mut VMMemoryDefinition {
+        self.definition
+    }
+
+    /// The memory's type, with its current minimum.
+    pub fn ty(&self) -> MemoryType {
+        MemoryType {
+            min: self.size_pages(),
+            ..self.ty
+        }
+    }
+
+    /// The largest number of pages this memory may reach.
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+    }
+
+    /// Current length in bytes.
+    pub fn byte_len(&self) -> usize {
+        // SAFETY: `definition` is valid for the memory's lifetime (see `relocate_definition`).
+        unsafe { (*self.definition).current_length }
+    }
+
+    /// Current size in pages.
+    pub fn size_pages(&self) -> u64 {
+        self.byte_len() as u64 / WASM_PAGE_SIZE
+    }
+
+    /// Base address of the memory.
+    pub fn base(&self) -> *mut u8 {
+        self.reservation.as_ptr()
+    }
+
+    /// Whether `addr` lies inside this memory's reservation.
+    pub fn reservation_contains(&self, addr: usize) -> bool {
+        let start = self.reservation.as_ptr() as usize;
+        addr >= start && addr - start < self.reservation.len()
+    }
+
+    /// The accessible bytes.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: `[base, base + byte_len)` is mapped read-write and owned by this memory;
+        // the shared borrow of `self` keeps it from growing or being dropped meanwhile.
+        unsafe { std::slice::from_raw_parts(self.base(), self.byte_len()) }
+    }
+
+    /// The accessible bytes, mutably.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, with exclusive access through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.base(), self.byte_len()) }
+    }
+
+    /// Grows by `delta` pages; returns the old size in pages, or `None` if the memory cannot
+    /// grow that far.
+    pub fn grow(&mut self, delta: u64) -> Option<u64> {
+        let old = self.size_pages();
+        let new = old.checked_add(delta)?;
+        if new > self.max_pages {
+            return None;
+        }
+        if delta == 0 {
+            return Some(old);
+        }
+        let old_bytes = self.byte_len();
+        let new_bytes = usize::try_from(new * WASM_PAGE_SIZE).ok()?;
+        if new_bytes > self.reservation.len() {
+            return None;
+        }
+        self.reservation
+            .make_accessible(old_bytes, new_bytes - old_bytes)
+            .ok()?;
+        // SAFETY: `definition` is valid for writes for the memory's lifetime.
+        unsafe { (*self.definition).current_length = new_bytes };
+        Some(old)
+    }
+}

@@ -1,0 +1,907 @@
+//! Stores: the owner of every instance, function, memory, table and global, plus calls into
+//! wasm and instantiation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kiln_artifact::{
+    ArchivedConstExpr, ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo,
+    DefinedFuncIndex, EntityIndex, FuncIndex, FuncType, GlobalType, MemoryType, TableType,
+    TrapCode, ValType,
+};
+
+use crate::func::{HostFn, host_fn, new_host_context};
+use crate::instance::{Instance, VMContextAlloc};
+use crate::loader::LoadedModule;
+use crate::memory::{Memory, MemoryStrategy};
+use crate::table::Table;
+use crate::traphandlers::{self, HostError, UnwindReason};
+use crate::vmcontext::{
+    BUILTINS, VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMHostFuncContext,
+    VMMemoryDefinition, VMStoreContext, VMTableDefinition, ValRaw,
+};
+
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+    };
+}
+id!(
+    /// An instance of a store.
+    InstanceId
+);
+id!(
+    /// A function of a store.
+    FuncId
+);
+id!(
+    /// A memory of a store.
+    MemoryId
+);
+id!(
+    /// A table of a store.
+    TableId
+);
+id!(
+    /// A global of a store.
+    GlobalId
+);
+
+/// An item of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extern {
+    /// A function.
+    Func(FuncId),
+    /// A table.
+    Table(TableId),
+    /// A memory.
+    Memory(MemoryId),
+    /// A global.
+    Global(GlobalId),
+}
+
+/// How a store runs code.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreConfig {
+    /// Memory strategy matching the code's bounds checks.
+    pub memory_strategy: MemoryStrategy,
+    /// Stack bytes wasm may use below the outermost entry.
+    pub max_wasm_stack: usize,
+}
+
+/// A trap: why and where wasm stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trap {
+    /// The trap code.
+    pub code: TrapCode,
+    /// The function it happened in, if known.
+    pub func_index: Option<u32>,
+    /// That function's name, if it has one.
+    pub func_name: Option<String>,
+    /// The wasm instruction's offset in the module's bytes, if known.
+    pub wasm_offset: Option<u32>,
+}
+
+impl Trap {
+    /// A trap with only a code (e.g. raised during instantiation).
+    pub fn new(code: TrapCode) -> Trap {
+        Trap {
+            code,
+            func_index: None,
+            func_name: None,
+            wasm_offset: None,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// Wasm trapped.
+    Trap(Trap),
+    /// A host function returned an error.
+    Host(HostError),
+}
+
+/// Why instantiation failed.
+#[derive(Debug)]
+pub enum InstantiateError {
+    /// A resource could not be allocated.
+    Resource(String),
+    /// A segment did not fit, or the start function trapped.
+    Trap(Trap),
+    /// A host function called by the start function failed.
+    Host(HostError),
+}
+
+/// What a function is.
+enum FuncKind {
+    Wasm {
+        instance: InstanceId,
+        index: DefinedFuncIndex,
+    },
+    Host {
+        ctx: Box<VMHostFuncContext>,
+        /// Its own func ref, filled the first time a module provides a trampoline for it.
+        func_ref: Box<VMFuncRef>,
+    },
+}
+
+struct FuncData {
+    kind: FuncKind,
+    ty: FuncType,
+    func_ref: *const VMFuncRef,
+}
+
+/// A global's storage.
+struct GlobalData {
+    ty: GlobalType,
+    definition: *mut VMGlobalDefinition,
+    _own: Option<Box<VMGlobalDefinition>>,
+}
+
+/// The part of a store that does not depend on its data type.
+///
+/// Items are boxed on purpose: vmctx fields, imports and builtins point at them, so their
+/// addresses must not change when the vectors grow.
+#[allow(clippy::vec_box, clippy::box_collection)]
+pub struct StoreOpaque {
+    ctx: Box<VMStoreContext>,
+    config: StoreConfig,
+    // Instances are dropped after the items that their vmctx describes (field order).
+    funcs: Vec<FuncData>,
+    memories: Vec<Box<Memory>>,
+    tables: Vec<Box<Table>>,
+    globals: Vec<GlobalData>,
+    instances: Vec<Box<Instance>>,
+    modules: Vec<Arc<LoadedModule>>,
+    code_ranges: Box<Vec<(usize, usize)>>,
+    func_refs: HashMap<usize, FuncId>,
+}
+
+/// A store with host data `D`.
+pub struct Store<D> {
+    opaque: StoreOpaque,
+    data: D,
+}
+
+// SAFETY: the raw pointers in a store point into allocations the store owns (vmctx,
+// memories, tables, host contexts) or into modules it keeps alive; host closures are
+// `Send + Sync`. Nothing in a store is tied to the thread that created it: the signal
+// handling state is per call, not per store.
+unsafe impl<D: Send> Send for Store<D> {}
+// SAFETY: shared access to a store only reads; mutation needs `&mut Store`.
+unsafe impl<D: Sync> Sync for Store<D> {}
+
+fn raw_from_const(
+    e: &ArchivedConstExpr,
+    globals: &[*mut VMGlobalDefinition],
+    func_ref: impl Fn(FuncIndex) -> *const VMFuncRef,
+) -> ValRaw {
+    match e {
+        ArchivedConstExpr::I32(v) => ValRaw::from_u32(v.to_native() as u32),
+        ArchivedConstExpr::I64(v) => ValRaw::from_u64(v.to_native() as u64),
+        ArchivedConstExpr::F32(v) => ValRaw::from_u32(v.to_native()),
+        ArchivedConstExpr::F64(v) => ValRaw::from_u64(v.to_native()),
+        ArchivedConstExpr::V128(v) => ValRaw::from_u128(v.to_native()),
+        ArchivedConstExpr::GlobalGet(g) => globals
+            .get(g.native().0 as usize)
+            // SAFETY: global definitions stay valid for the store's lifetime.
+            .map(|&g| unsafe { read_global(g) })
+            .unwrap_or_default(),
+        ArchivedConstExpr::RefNull(_) => ValRaw::from_u64(0),
+        ArchivedConstExpr::RefFunc(f) => ValRaw::from_u64(func_ref(f.native()) as u64),
+    }
+}
+
+/// # Safety
+/// `def` must be a valid global definition.
+unsafe fn read_global(def: *const VMGlobalDefinition) -> ValRaw {
+    // SAFETY: the caller guarantees validity.
+    ValRaw::from_u128(u128::from_le_bytes(unsafe { (*def).bytes }))
+}
+
+impl<D: 'static> Store<D> {
+    /// An empty store.
+    pub fn new(config: StoreConfig, data: D) -> Store<D> {
+        Store {
+            opaque: StoreOpaque {
+                ctx: Box::new(VMStoreContext {
+                    stack_limit: 0,
+                    store: std::ptr::null_mut(),
+                    code_ranges: std::ptr::null(),
+                }),
+                config,
+                funcs: Vec::new(),
+                memories: Vec::new(),
+                tables: Vec::new(),
+                globals: Vec::new(),
+                instances: Vec::new(),
+                modules: Vec::new(),
+                code_ranges: Box::default(),
+                func_refs: HashMap::new(),
+            },
+            data,
+        }
+    }
+
+    // ---------------------------------------------------------------- functions
+
+    /// Creates a host function.
+    pub fn new_host_func(&mut self, ty: FuncType, f: HostFn<D>) -> FuncId {
+        let ctx = new_host_context::<D>(ty.clone(), f);
+        let func_ref = Box::new(VMFuncRef {
+            wasm_call: std::ptr::null(),
+            vmctx: (&*ctx as *const VMHostFuncContext).cast_mut().cast(),
+            type_id: ty.signature_id().0,
+        });
+        let ptr: *const VMFuncRef = &*func_ref;
+        let id = FuncId(self.opaque.funcs.len() as u32);
+        self.opaque.funcs.push(FuncData {
+            kind: FuncKind::Host { ctx, func_ref },
+            ty,
+            func_ref: ptr,
+        });
+        self.opaque.func_refs.insert(ptr as usize, id);
+        id
+    }
+
+    /// Calls `func` with `values` holding its parameters; its results are written to the
+    /// front of `values`. `values` must have at least `max(params, results)` slots and the
+    /// parameters must have the function's types (the facade checks both).
+    pub fn call(&mut self, func: FuncId, values: &mut [ValRaw]) -> Result<(), CallError> {
+        let data = &self.opaque.funcs[func.0 as usize];
+        assert!(
+            values.len() >= data.ty.params.len().max(data.ty.results.len()),
+            "value array too short for the function's signature"
+        );
+        match &data.kind {
+            FuncKind::Host { ctx, .. } => {
+                let f = host_fn::<D>(ctx);
+                f(self, None, values).map_err(CallError::Host)
+            }
+            &FuncKind::Wasm { instance, index } => {
+                let inst = &self.opaque.instances[instance.0 as usize];
+                let info = inst.info();
+                let compiled = &info.compiled[index];
+                let func_index = FuncIndex(index.0 + info.num_imported_funcs.to_native());
+                let ty = info.functions[func_index].ty.native();
+                let base = inst.module.code_base();
+                let tramp = base
+                    .wrapping_add(info.trampolines[ty].array_to_wasm.start.to_native() as usize);
+                let body = base.wrapping_add(compiled.body.start.to_native() as usize);
+                let vmctx = inst.vmctx.as_ptr();
+                self.enter_wasm(tramp, vmctx, body, values)
+            }
+        }
+    }
+
+    fn enter_wasm(
+        &mut self,
+        tramp: *const u8,
+        vmctx: *mut u8,
+        body: *const u8,
+        values: &mut [ValRaw],
+    ) -> Result<(), CallError> {
+        let max_stack = self.opaque.config.max_wasm_stack;
+        let ranges: *const Vec<(usize, usize)> = &*self.opaque.code_ranges;
+        let self_ptr: *mut Store<D> = self;
+        let ctx: *mut VMStoreContext = &mut *self.opaque.ctx;
+        // SAFETY: `ctx` is the store's boxed context; `store` points to this store, which
+        // stays borrowed mutably for the whole call (host functions reach it only through
+        // this pointer); tramp/body/vmctx come from a live instance of this store whose
+        // module's code is in `code_ranges`; `values` was checked to be long enough.
+        let result = unsafe {
+            (*ctx).store = self_ptr.cast();
+            (*ctx).code_ranges = ranges;
+            traphandlers::invoke(
+                ctx,
+                max_stack,
+                tramp,
+                vmctx,
+                vmctx,
+                body,
+                values.as_mut_ptr(),
+            )
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(UnwindReason::Host(e)) => Err(CallError::Host(e)),
+            Err(UnwindReason::Panic(p)) => std::panic::resume_unwind(p),
+            Err(UnwindReason::Trap {
+                pc,
+                fault_address,
+                signal,
+            }) => Err(CallError::Trap(self.opaque.trap_at(
+                pc,
+                fault_address,
+                signal,
+            ))),
+        }
+    }
+
+    // ---------------------------------------------------------------- instantiation
+
+    /// Instantiates `module` with `imports` (one per import, in module order, already
+    /// type-checked by the caller) and runs its start function.
+    pub fn instantiate(
+        &mut self,
+        module: &Arc<LoadedModule>,
+        imports: &[Extern],
+    ) -> Result<InstanceId, InstantiateError> {
+        let (id, start) = self.opaque.instantiate(module, imports)?;
+        if let Some(start) = start {
+            let mut values = [];
+            self.call(start, &mut values).map_err(|e| match e {
+                CallError::Trap(t) => InstantiateError::Trap(t),
+                CallError::Host(h) => InstantiateError::Host(h),
+            })?;
+        }
+        Ok(id)
+    }
+}
+
+impl<D> Store<D> {
+    /// The host data.
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
+    /// The host data, mutably.
+    pub fn data_mut(&mut self) -> &mut D {
+        &mut self.data
+    }
+
+    /// The store's configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.opaque.config
+    }
+
+    /// The signature of `func`.
+    pub fn func_ty(&self, func: FuncId) -> &FuncType {
+        &self.opaque.funcs[func.0 as usize].ty
+    }
+
+    /// The `*const VMFuncRef` of `func`, as stored in tables and `funcref` values.
+    ///
+    /// A host function that no module has imported yet has no wasm-callable entry; this
+    /// borrows the wasm-to-array trampoline of its signature from a module of the store, and
+    /// fails if there is none (wasm could not call it safely).
+    pub fn func_ref(&mut self, func: FuncId) -> Result<*const VMFuncRef, String> {
+        let StoreOpaque { funcs, modules, .. } = &mut self.opaque;
+        let data = &mut funcs[func.0 as usize];
+        if let FuncKind::Host { func_ref, .. } = &mut data.kind
+            && func_ref.wasm_call.is_null()
+        {
+            let sig = data.ty.signature_id();
+            let trampoline = modules.iter().find_map(|m| {
+                let info = m.info();
+                let (ty, _) = info.types.iter().find(|(_, t)| t.signature_id() == sig)?;
+                let start = info.trampolines.get(ty)?.wasm_to_array.start.to_native();
+                Some(m.code_base().wrapping_add(start as usize))
+            });
+            match trampoline {
+                Some(t) => func_ref.wasm_call = t,
+                None => {
+                    return Err(format!(
+                        "host function of type {} cannot be used as a funcref before a \
+                         module with that signature is instantiated in the store",
+                        data.ty
+                    ));
+                }
+            }
+        }
+        Ok(data.func_ref)
+    }
+
+    /// The function a `VMFuncRef` pointer names, if it is one of this store's.
+    pub fn func_from_ref(&self, ptr: *const VMFuncRef) -> Option<FuncId> {
+        self.opaque.func_refs.get(&(ptr as usize)).copied()
+    }
+
+    /// The type-independent part.
+    pub fn opaque(&self) -> &StoreOpaque {
+        &self.opaque
+    }
+
+    /// The type-independent part, mutably.
+    pub fn opaque_mut(&mut self) -> &mut StoreOpaque {
+        &mut self.opaque
+    }
+}
+
+impl StoreOpaque {
+    fn trap_at(&self, pc: usize, fault_address: Option<usize>, signal: i32) -> Trap {
+        let module = self.modules.iter().find(|m| {
+            let (s, e) = m.code_range();
+            pc >= s && pc < e
+        });
+        let Some(module) = module else {
+            return Trap::new(TrapCode::UnreachableCodeReached);
+        };
+        let info = module.info();
+        let offset = (pc - module.code_base() as usize) as u32;
+        let record = info.lookup_trap(offset);
+        let code = match record {
+            Some(r) => r.code.native(),
+            None => {
+                let in_memory = fault_address
+                    .is_some_and(|a| self.memories.iter().any(|m| m.reservation_contains(a)));
+                tracing::debug!(pc, signal, "trap without a trap record");
+                match signal {
+                    libc::SIGSEGV | libc::SIGBUS if in_memory => TrapCode::MemoryOutOfBounds,
+                    libc::SIGFPE => TrapCode::IntegerDivisionByZero,
+                    _ => TrapCode::StackOverflow,
+                }
+            }
+        };
+        let func_index = info
+            .func_at_code_offset(offset)
+            .map(|d| d.0 + info.num_imported_funcs.to_native());
+        Trap {
+            code,
+            func_index,
+            func_name: func_index
+                .and_then(|f| info.func_name(FuncIndex(f)))
+                .map(str::to_owned),
+            wasm_offset: record
+                .map(|r| r.wasm_offset.to_native())
+                .filter(|&o| o != u32::MAX),
+        }
+    }
+
+    fn register_module(&mut self, module: &Arc<LoadedModule>) {
+        if !self.modules.iter().any(|m| Arc::ptr_eq(m, module)) {
+            self.modules.push(module.clone());
+            if module.code_len() > 0 {
+                self.code_ranges.push(module.code_range());
+            }
+        }
+    }
+
+    fn instantiate(
+        &mut self,
+        module: &Arc<LoadedModule>,
+        imports: &[Extern],
+    ) -> Result<(InstanceId, Option<FuncId>), InstantiateError> {
+        let info: &ArchivedModuleInfo = module.info();
+        if imports.len() != info.imports.len() {
+            return Err(InstantiateError::Resource(format!(
+                "expected {} imports, got {}",
+                info.imports.len(),
+                imports.len()
+            )));
+        }
+        self.register_module(module);
+        let offsets = info.vmoffsets(8);
+        let vmctx = VMContextAlloc::new(offsets.size());
+        let id = InstanceId(self.instances.len() as u32);
+        let mut instance = Box::new(Instance {
+            id,
+            module: module.clone(),
+            offsets,
+            vmctx,
+            funcs: Vec::with_capacity(info.functions.len()),
+            tables: Vec::with_capacity(info.tables.len()),
+            memories: Vec::with_capacity(info.memories.len()),
+            memory_ptrs: Vec::with_capacity(info.memories.len()),
+            globals: Vec::with_capacity(info.globals.len()),
+        });
+        let vm = &instance.vmctx;
+        let code_base = module.code_base();
+        // SAFETY: (for every write below): each field pointer comes from `VMContextAlloc::field`,
+        // which bounds-checks the offset against the allocation, and the offsets come from
+        // this module's `VMOffsets`, so fields do not overlap.
+        unsafe {
+            vm.field::<*mut VMStoreContext>(offsets.store_context())
+                .write(&mut *self.ctx);
+            vm.field::<*const u8>(offsets.builtins())
+                .write((&BUILTINS as *const crate::vmcontext::VMBuiltinFunctions).cast());
+            vm.field::<*const Instance>(offsets.instance())
+                .write(&*instance);
+            vm.field::<u32>(offsets.magic())
+                .write(kiln_artifact::vmoffsets::VMCTX_MAGIC);
+        }
+
+        // Imports.
+        let mut import_funcs = Vec::new();
+        for (import, ext) in info.imports.iter().zip(imports) {
+            match (import.index.native(), *ext) {
+                (EntityIndex::Function(i), Extern::Func(f)) => {
+                    let data = &self.funcs[f.0 as usize];
+                    let import_ty = info.functions[i].ty.native();
+                    let wasm_to_array = code_base.wrapping_add(
+                        info.trampolines[import_ty].wasm_to_array.start.to_native() as usize,
+                    );
+                    let record = match &data.kind {
+                        FuncKind::Host { ctx, .. } => VMFunctionImport {
+                            wasm_call: wasm_to_array,
+                            vmctx: (&**ctx as *const VMHostFuncContext).cast_mut().cast(),
+                        },
+                        FuncKind::Wasm { .. } => {
+                            // SAFETY: a wasm function's func ref lives in its instance's vmctx.
+                            let r = unsafe { *data.func_ref };
+                            VMFunctionImport {
+                                wasm_call: r.wasm_call,
+                                vmctx: r.vmctx,
+                            }
+                        }
+                    };
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<VMFunctionImport>(offsets.imported_function(i.0))
+                            .write(record)
+                    };
+                    if let FuncKind::Host { func_ref, .. } = &mut self.funcs[f.0 as usize].kind
+                        && func_ref.wasm_call.is_null()
+                    {
+                        func_ref.wasm_call = wasm_to_array;
+                    }
+                    import_funcs.push((i, f, record));
+                    instance.funcs.push(f);
+                }
+                (EntityIndex::Table(i), Extern::Table(t)) => {
+                    let def = self.tables[t.0 as usize].definition();
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<*mut VMTableDefinition>(offsets.imported_table(i.0))
+                            .write(def)
+                    };
+                    instance.tables.push(t);
+                }
+                (EntityIndex::Memory(i), Extern::Memory(m)) => {
+                    let mem = &mut self.memories[m.0 as usize];
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<*mut VMMemoryDefinition>(offsets.imported_memory(i.0))
+                            .write(mem.definition())
+                    };
+                    instance.memory_ptrs.push(&mut **mem);
+                    instance.memories.push(m);
+                }
+                (EntityIndex::Global(i), Extern::Global(g)) => {
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<*mut VMGlobalDefinition>(offsets.imported_global(i.0))
+                            .write(self.globals[g.0 as usize].definition)
+                    };
+                    instance.globals.push(g);
+                }
+                (index, ext) => {
+                    return Err(InstantiateError::Resource(format!(
+                        "import {}::{} is {index:?} but was given {ext:?}",
+                        import.module, import.name
+                    )));
+                }
+            }
+        }
+
+        // Func refs of every function; a FuncId for each defined one.
+        let num_imported_funcs = info.num_imported_funcs.to_native();
+        for (i, f, record) in &import_funcs {
+            let sig = self.funcs[f.0 as usize].ty.signature_id().0;
+            let slot = vm.field::<VMFuncRef>(offsets.func_ref(i.0));
+            // SAFETY: see above.
+            unsafe {
+                slot.write(VMFuncRef {
+                    wasm_call: record.wasm_call,
+                    vmctx: record.vmctx,
+                    type_id: sig,
+                })
+            };
+            self.func_refs.entry(slot as usize).or_insert(*f);
+        }
+        for (def_index, compiled) in info.compiled.iter() {
+            let func_index = FuncIndex(def_index.0 + num_imported_funcs);
+            let decl = &info.functions[func_index];
+            let slot = vm.field::<VMFuncRef>(offsets.func_ref(func_index.0));
+            // SAFETY: see above.
+            unsafe {
+                slot.write(VMFuncRef {
+                    wasm_call: code_base.wrapping_add(compiled.body.start.to_native() as usize),
+                    vmctx: vm.as_ptr(),
+                    type_id: decl.signature.native().0,
+                })
+            };
+            let fid = FuncId(self.funcs.len() as u32);
+            self.funcs.push(FuncData {
+                kind: FuncKind::Wasm {
+                    instance: id,
+                    index: def_index,
+                },
+                ty: info.types[decl.ty.native()].to_native(),
+                func_ref: slot,
+            });
+            self.func_refs.insert(slot as usize, fid);
+            instance.funcs.push(fid);
+        }
+
+        // Defined memories.
+        for (i, ty) in info
+            .memories
+            .iter()
+            .skip(info.num_imported_memories.to_native() as usize)
+        {
+            let ty = MemoryType {
+                min: ty.min.to_native(),
+                max: ty.max.as_ref().map(|m| m.to_native()),
+                memory64: ty.memory64,
+                shared: ty.shared,
+            };
+            let mut mem =
+                Memory::new(ty, self.config.memory_strategy).map_err(InstantiateError::Resource)?;
+            let defined = i.0 - info.num_imported_memories.to_native();
+            let slot = vm.field::<VMMemoryDefinition>(offsets.defined_memory(defined));
+            // SAFETY: the slot lies in the vmctx, which lives as long as the store that owns
+            // this memory.
+            unsafe { mem.relocate_definition(slot) };
+            let mid = MemoryId(self.memories.len() as u32);
+            instance.memory_ptrs.push(&mut *mem);
+            self.memories.push(mem);
+            instance.memories.push(mid);
+        }
+
+        // Defined tables.
+        for (i, ty) in info
+            .tables
+            .iter()
+            .skip(info.num_imported_tables.to_native() as usize)
+        {
+            let ty = table_type(ty);
+            let mut table = Table::new(ty, std::ptr::null()).map_err(InstantiateError::Resource)?;
+            let defined = i.0 - info.num_imported_tables.to_native();
+            let slot = vm.field::<VMTableDefinition>(offsets.defined_table(defined));
+            // SAFETY: as for memories.
+            unsafe { table.relocate_definition(slot) };
+            let tid = TableId(self.tables.len() as u32);
+            self.tables.push(table);
+            instance.tables.push(tid);
+        }
+
+        // Defined globals.
+        let func_ref_of = |f: FuncIndex| -> *const VMFuncRef {
+            if (f.0 as usize) < info.functions.len() {
+                vm.field::<VMFuncRef>(offsets.func_ref(f.0))
+            } else {
+                std::ptr::null()
+            }
+        };
+        for (i, decl) in info
+            .globals
+            .iter()
+            .skip(info.num_imported_globals.to_native() as usize)
+        {
+            let defs: Vec<*mut VMGlobalDefinition> = instance
+                .globals
+                .iter()
+                .map(|g| self.globals[g.0 as usize].definition)
+                .collect();
+            let value = match decl.init.as_ref() {
+                Some(e) => raw_from_const(e, &defs, func_ref_of),
+                None => ValRaw::default(),
+            };
+            let defined = i.0 - info.num_imported_globals.to_native();
+            let slot = vm.field::<VMGlobalDefinition>(offsets.defined_global(defined));
+            // SAFETY: see above.
+            unsafe {
+                slot.write(VMGlobalDefinition {
+                    bytes: value.get_u128().to_le_bytes(),
+                })
+            };
+            let gid = GlobalId(self.globals.len() as u32);
+            self.globals.push(GlobalData {
+                ty: global_type(&decl.ty),
+                definition: slot,
+                _own: None,
+            });
+            instance.globals.push(gid);
+        }
+
+        // Segments, WebAssembly 1.0: check that every active segment fits, then write.
+        let global_views: Vec<*mut VMGlobalDefinition> = instance
+            .globals
+            .iter()
+            .map(|g| self.globals[g.0 as usize].definition)
+            .collect();
+        let eval_offset = |e: &ArchivedConstExpr| -> u32 {
+            raw_from_const(e, &global_views, func_ref_of).get_u32()
+        };
+        let mut elem_writes = Vec::new();
+        for (_, seg) in info.elements.iter() {
+            if let ArchivedElemKind::Active { table, offset } = &seg.kind {
+                let start = eval_offset(offset) as u64;
+                let tid = instance.tables[table.native().0 as usize];
+                let len = match &seg.items {
+                    ArchivedElemItems::Functions(fs) => fs.len(),
+                    ArchivedElemItems::Exprs(es) => es.len(),
+                } as u64;
+                if start + len > u64::from(self.tables[tid.0 as usize].size()) {
+                    return Err(InstantiateError::Trap(Trap::new(
+                        TrapCode::TableOutOfBounds,
+                    )));
+                }
+                elem_writes.push((tid, start as u32, seg));
+            }
+        }
+        let mut data_writes = Vec::new();
+        for (_, seg) in info.data.iter() {
+            if let ArchivedDataKind::Active { memory, offset } = &seg.kind {
+                let start = eval_offset(offset) as u64;
+                let mid = instance.memories[memory.native().0 as usize];
+                let bytes = seg.bytes.native();
+                if start + u64::from(bytes.len) > self.memories[mid.0 as usize].byte_len() as u64 {
+                    return Err(InstantiateError::Trap(Trap::new(
+                        TrapCode::MemoryOutOfBounds,
+                    )));
+                }
+                data_writes.push((mid, start as usize, bytes));
+            }
+        }
+        for (tid, start, seg) in elem_writes {
+            let items: Vec<*const VMFuncRef> = match &seg.items {
+                ArchivedElemItems::Functions(fs) => {
+                    fs.iter().map(|f| func_ref_of(f.native())).collect()
+                }
+                ArchivedElemItems::Exprs(es) => es
+                    .iter()
+                    .map(|e| {
+                        raw_from_const(e, &global_views, func_ref_of).get_u64() as usize
+                            as *const VMFuncRef
+                    })
+                    .collect(),
+            };
+            let table = &mut self.tables[tid.0 as usize];
+            for (k, item) in items.into_iter().enumerate() {
+                table.set(start + k as u32, item);
+            }
+        }
+        for (mid, start, bytes) in data_writes {
+            let src = &module.data()[bytes.start as usize..][..bytes.len as usize];
+            self.memories[mid.0 as usize].data_mut()[start..][..src.len()].copy_from_slice(src);
+        }
+
+        let start = info
+            .start
+            .as_ref()
+            .map(|s| instance.funcs[s.native().0 as usize]);
+        self.instances.push(instance);
+        Ok((id, start))
+    }
+
+    // ---------------------------------------------------------------- accessors
+
+    /// The instance `id`.
+    pub fn instance(&self, id: InstanceId) -> &Instance {
+        &self.instances[id.0 as usize]
+    }
+
+    /// The item that `instance` exports as `name`.
+    pub fn instance_export(&self, id: InstanceId, name: &str) -> Option<Extern> {
+        let inst = self.instance(id);
+        let index = inst.info().exports.get(name)?.native();
+        Some(self.instance_item(id, index))
+    }
+
+    /// The item at `index` of `instance`'s index spaces.
+    pub fn instance_item(&self, id: InstanceId, index: EntityIndex) -> Extern {
+        let inst = self.instance(id);
+        match index {
+            EntityIndex::Function(i) => Extern::Func(inst.funcs[i.0 as usize]),
+            EntityIndex::Table(i) => Extern::Table(inst.tables[i.0 as usize]),
+            EntityIndex::Memory(i) => Extern::Memory(inst.memories[i.0 as usize]),
+            EntityIndex::Global(i) => Extern::Global(inst.globals[i.0 as usize]),
+        }
+    }
+
+    /// The memory `id`.
+    pub fn memory(&self, id: MemoryId) -> &Memory {
+        &self.memories[id.0 as usize]
+    }
+
+    /// The memory `id`, mutably.
+    pub fn memory_mut(&mut self, id: MemoryId) -> &mut Memory {
+        &mut self.memories[id.0 as usize]
+    }
+
+    /// Creates a host memory.
+    pub fn new_memory(&mut self, ty: MemoryType) -> Result<MemoryId, String> {
+        let mem = Memory::new(ty, self.config.memory_strategy)?;
+        self.memories.push(mem);
+        Ok(MemoryId(self.memories.len() as u32 - 1))
+    }
+
+    /// The table `id`.
+    pub fn table(&self, id: TableId) -> &Table {
+        &self.tables[id.0 as usize]
+    }
+
+    /// The table `id`, mutably.
+    pub fn table_mut(&mut self, id: TableId) -> &mut Table {
+        &mut self.tables[id.0 as usize]
+    }
+
+    /// Creates a host table.
+    pub fn new_table(&mut self, ty: TableType, init: *const VMFuncRef) -> Result<TableId, String> {
+        let table = Table::new(ty, init)?;
+        self.tables.push(table);
+        Ok(TableId(self.tables.len() as u32 - 1))
+    }
+
+    /// Creates a host global holding `value`.
+    pub fn new_global(&mut self, ty: GlobalType, value: ValRaw) -> GlobalId {
+        let mut own = Box::new(VMGlobalDefinition {
+            bytes: value.get_u128().to_le_bytes(),
+        });
+        let definition: *mut VMGlobalDefinition = &mut *own;
+        self.globals.push(GlobalData {
+            ty,
+            definition,
+            _own: Some(own),
+        });
+        GlobalId(self.globals.len() as u32 - 1)
+    }
+
+    /// The type of global `id`.
+    pub fn global_ty(&self, id: GlobalId) -> GlobalType {
+        self.globals[id.0 as usize].ty
+    }
+
+    /// The value of global `id`.
+    pub fn global_get(&self, id: GlobalId) -> ValRaw {
+        // SAFETY: global definitions stay valid for the store's lifetime.
+        unsafe { read_global(self.globals[id.0 as usize].definition) }
+    }
+
+    /// Sets global `id` (the caller checked type and mutability).
+    pub fn global_set(&mut self, id: GlobalId, value: ValRaw) {
+        let def = self.globals[id.0 as usize].definition;
+        // SAFETY: global definitions stay valid for the store's lifetime; `&mut self` means
+        // no wasm of this store runs concurrently.
+        unsafe {
+            (*def).bytes = value.get_u128().to_le_bytes();
+        }
+    }
+
+    /// Whether `value` is the type `ty` expects of a host function signature (helper for the
+    /// facade's checks).
+    pub fn value_type_is_ref(ty: ValType) -> bool {
+        matches!(ty, ValType::FuncRef | ValType::ExternRef)
+    }
+}
+
+/// The native form of an archived table type.
+pub fn table_type(ty: &kiln_artifact::ArchivedTableType) -> TableType {
+    TableType {
+        element: match ty.element {
+            kiln_artifact::ArchivedRefType::FuncRef => kiln_artifact::RefType::FuncRef,
+            kiln_artifact::ArchivedRefType::ExternRef => kiln_artifact::RefType::ExternRef,
+        },
+        min: ty.min.to_native(),
+        max: ty.max.as_ref().map(|m| m.to_native()),
+    }
+}
+
+/// The native form of an archived global type.
+pub fn global_type(ty: &kiln_artifact::ArchivedGlobalType) -> GlobalType {
+    GlobalType {
+        content: ty.content.native(),
+        mutable: ty.mutable,
+    }
+}
+
+/// Native forms of archived types, for the facade.
+pub mod convert {
+    pub use super::{global_type, table_type};
+
+    /// The native form of an archived memory type.
+    pub fn memory_type(ty: &kiln_artifact::ArchivedMemoryType) -> kiln_artifact::MemoryType {
+        kiln_artifact::MemoryType {
+            min: ty.min.to_native(),
+            max: ty.max.as_ref().map(|m| m.to_native()),
+            memory64: ty.memory64,
+            shared: ty.shared,
+        }
+    }
+}

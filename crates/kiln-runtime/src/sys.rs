@@ -1,0 +1,306 @@
+//! OS-related abstractions required by the runtime: address-space reservations, page
+//! protection, signal handlers and per-thread alternate signal stacks (Linux/Unix only).
+
+use std::io;
+use std::ptr::NonNull;
+
+/// The host's page size in bytes.
+pub fn page_size() -> usize {
+    use std::sync::OnceLock;
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if v <= 0 { 4096 } else { v as usize }
+    })
+}
+
+/// Rounds `v` up to a multiple of the page size, or `None` on overflow.
+pub fn round_up_to_page(v: usize) -> Option<usize> {
+    let p = page_size();
+    v.checked_add(p - 1).map(|x| x & !(p - 1))
+}
+
+/// A region of reserved address space, unmapped on drop. Its length is a multiple of the
+/// page size and non-zero.
+#[derive(Debug)]
+pub struct Reservation {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a reservation is plain address space owned by this value; the runtime
+// synchronises access to its contents through `&`/`&mut` of the store that owns it.
+unsafe impl Send for Reservation {}
+// SAFETY: see `Send`; shared references only read the pointer and length.
+unsafe impl Sync for Reservation {}
+
+impl Reservation {
+    /// Reserves `len` bytes (rounded up to pages, at least one page) with no access.
+    pub fn new(len: usize) -> io::Result<Reservation> {
+        let len = round_up_to_page(len.max(1))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "reservation too large"))?;
+        // SAFETY: an anonymous private PROT_NONE mapping at a kernel-chosen address touches
+        // no existing memory.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Reservation { ptr, len })
+    }
+
+    /// Start of the region.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the region is empty (never: reservations hold at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes `[start, start + len)` of the region readable and writable. Both must be
+    /// page-aligned and inside the region.
+    pub fn make_accessible(&self, start: usize, len: usize) -> io::Result<()> {
+        self.protect(start, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Makes `[start, start + len)` of the region read-only and executable.
+    pub fn make_executable(&self, start: usize, len: usize) -> io::Result<()> {
+        self.protect(start, len, libc::PROT_READ | libc::PROT_EXEC)
+    }
+
+    fn protect(&self, start: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let p = page_size();
+        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
+        if !in_bounds || !start.is_multiple_of(p) || !len.is_multiple_of(p) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "protection change outside the reservation or not page-aligned",
+            ));
+        }
+        // SAFETY: the range is page-aligned and inside a mapping this value owns.
+        let rc = unsafe { libc::mprotect(self.ptr.as_ptr().add(start).cast(), len, prot) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created by `Reservation::new` with exactly this length and
+        // is unmapped only here.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Maps `len` bytes of `file` at `offset` (which must be page-aligned) read-only and
+/// executable without copying.
+pub fn map_file_executable(
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+) -> io::Result<memmap2::Mmap> {
+    if !offset.is_multiple_of(page_size() as u64) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "code offset is not page-aligned",
+        ));
+    }
+    // SAFETY: the caller of the loader promised the file is not modified while mapped
+    // (checked loading verified its contents just before); the mapping is private.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map_exec(file)
+    }
+}
+
+/// Copies `code` into a fresh anonymous mapping and makes it read-only and executable.
+pub fn copy_to_executable(code: &[u8]) -> io::Result<memmap2::Mmap> {
+    let mut map = memmap2::MmapMut::map_anon(code.len().max(1))?;
+    map[..code.len()].copy_from_slice(code);
+    map.make_exec()
+}
+
+/// The program counter and stack pointer saved in a signal handler's `ucontext`.
+///
+/// # Safety
+/// `ucontext` must be the third argument of an `SA_SIGINFO` signal handler.
+pub unsafe fn ucontext_pc(ucontext: *mut libc::c_void) -> usize {
+    let uc = ucontext.cast::<libc::ucontext_t>();
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        // SAFETY: the kernel passes a valid `ucontext_t` to SA_SIGINFO handlers.
+        unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    {
+        // SAFETY: the kernel passes a valid `ucontext_t` to SA_SIGINFO handlers.
+        unsafe { (*uc).uc_mcontext.pc as usize }
+    }
+}
+
+/// The signals that WebAssembly traps raise.
+pub const TRAP_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+
+/// Installs `handler` for every signal of [`TRAP_SIGNALS`] with
+/// `SA_SIGINFO | SA_ONSTACK | SA_NODEFER`, and returns the previous actions in the same order.
+pub fn install_handlers(
+    handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void),
+) -> io::Result<[libc::sigaction; 4]> {
+    // SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask, no flags).
+    let mut previous: [libc::sigaction; 4] = unsafe { std::mem::zeroed() };
+    for (sig, prev) in TRAP_SIGNALS.iter().zip(previous.iter_mut()) {
+        // SAFETY: all-zero is a valid `sigaction`; every field we need is set below.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        // SAFETY: `action.sa_mask` is a valid, owned signal set.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: `action` and `prev` are valid for reads/writes; `handler` is a valid
+        // SA_SIGINFO handler for the process's lifetime.
+        let rc = unsafe { libc::sigaction(*sig, &action, prev) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(previous)
+}
+
+/// Passes a signal that is not ours to the handler that was installed before ours.
+///
+/// # Safety
+/// Must be called from a signal handler with that handler's arguments; `previous` must be
+/// the action that was installed for `sig` before ours.
+pub unsafe fn chain_signal(
+    previous: &libc::sigaction,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ucontext: *mut libc::c_void,
+) {
+    let handler = previous.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again and the
+        // default action (usually a crash with a core dump) takes place.
+        // SAFETY: all-zero is a valid `sigaction` meaning SIG_DFL.
+        let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+        dfl.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: `dfl` is valid; resetting to SIG_DFL is async-signal-safe.
+        unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was registered with SA_SIGINFO, so it has this type.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(handler) };
+        f(sig, info, ucontext);
+    } else {
+        // SAFETY: the previous handler was registered without SA_SIGINFO: a plain handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        f(sig);
+    }
+}
+
+/// Size of the alternate signal stacks the runtime installs.
+const ALT_STACK_SIZE: usize = 64 << 10;
+/// Smallest existing alternate stack the runtime accepts instead of installing its own.
+const MIN_ALT_STACK_SIZE: usize = 32 << 10;
+
+/// A per-thread alternate signal stack installed by the runtime; removed when the thread
+/// exits.
+struct AltStack {
+    mapping: Option<Reservation>,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let Some(mapping) = self.mapping.take() else {
+            return;
+        };
+        // SAFETY: all-zero is a valid `stack_t`.
+        let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: querying the alternate stack with a valid out-pointer.
+        let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+        let guard = page_size();
+        if rc == 0 && current.ss_sp == mapping.as_ptr().wrapping_add(guard).cast() {
+            let disable = libc::stack_t {
+                ss_sp: std::ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            // SAFETY: disabling this thread's alternate stack, which is ours and not in use
+            // (no signal handler runs while a thread-local destructor does).
+            unsafe { libc::sigaltstack(&disable, std::ptr::null_mut()) };
+        }
+        drop(mapping);
+    }
+}
+
+thread_local! {
+    static ALT_STACK: std::cell::RefCell<Option<AltStack>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes sure the current thread has an alternate signal stack big enough for the trap
+/// handler, installing one (with a guard page below it) the first time a thread needs it.
+pub fn ensure_alt_stack() -> io::Result<()> {
+    ALT_STACK.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_some() {
+            return Ok(());
+        }
+        // SAFETY: all-zero is a valid `stack_t`.
+        let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: querying with a valid out-pointer.
+        if unsafe { libc::sigaltstack(std::ptr::null(), &mut current) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= MIN_ALT_STACK_SIZE {
+            *slot = Some(AltStack { mapping: None });
+            return Ok(());
+        }
+        let guard = page_size();
+        let mapping = Reservation::new(guard + ALT_STACK_SIZE)?;
+        mapping.make_accessible(guard, mapping.len() - guard)?;
+        let stack = libc::stack_t {
+            ss_sp: mapping.as_ptr().wrapping_add(guard).cast(),
+            ss_flags: 0,
+            ss_size: mapping.len() - guard,
+        };
+        // SAFETY: the stack memory is owned by `mapping`, which stays alive in this thread's
+        // `ALT_STACK` until the thread exits, where it is uninstalled before being unmapped.
+        if unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        tracing::trace!(
+            "installed a {} KiB alternate signal stack",
+            stack.ss_size >> 10
+        );
+        *slot = Some(AltStack {
+            mapping: Some(mapping),
+        });
+        Ok(())
+    })
+}

@@ -1,0 +1,171 @@
+//! Script values: turning `(i32.const ..)` arguments into [`Val`]s and checking results
+//! against expected patterns (floats by bits, NaN patterns, references).
+
+use kiln::Val;
+use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::{WastArg, WastRet};
+
+/// Converts a script argument into a value, or says why it cannot.
+pub fn arg_to_val(arg: &WastArg<'_>) -> Result<Val, String> {
+    let WastArg::Core(core) = arg else {
+        return Err("component-model argument".to_owned());
+    };
+    Ok(match core {
+        WastArgCore::I32(v) => Val::I32(*v),
+        WastArgCore::I64(v) => Val::I64(*v),
+        WastArgCore::F32(v) => Val::F32(v.bits),
+        WastArgCore::F64(v) => Val::F64(v.bits),
+        WastArgCore::RefNull(heap) => match heap_kind(heap) {
+            Some(RefKind::Func) => Val::FuncRef(None),
+            Some(RefKind::Extern) => Val::ExternRef(None),
+            None => return Err(format!("reference type {heap:?}")),
+        },
+        WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
+        WastArgCore::V128(_) => return Err("v128 argument".to_owned()),
+        WastArgCore::RefHost(_) => return Err("ref.host argument".to_owned()),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RefKind {
+    Func,
+    Extern,
+}
+
+fn heap_kind(heap: &HeapType<'_>) -> Option<RefKind> {
+    match heap {
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Func,
+        } => Some(RefKind::Func),
+        HeapType::Abstract {
+            shared: false,
+            ty: AbstractHeapType::Extern,
+        } => Some(RefKind::Extern),
+        _ => None,
+    }
+}
+
+/// Whether `val` matches the expected result `ret`; `Err` if the pattern is unsupported.
+pub fn matches(ret: &WastRet<'_>, val: &Val) -> Result<bool, String> {
+    let WastRet::Core(core) = ret else {
+        return Err("component-model result".to_owned());
+    };
+    matches_core(core, val)
+}
+
+fn matches_core(ret: &WastRetCore<'_>, val: &Val) -> Result<bool, String> {
+    Ok(match (ret, val) {
+        (WastRetCore::I32(e), Val::I32(a)) => e == a,
+        (WastRetCore::I64(e), Val::I64(a)) => e == a,
+        (WastRetCore::F32(p), Val::F32(a)) => match p {
+            NanPattern::CanonicalNan => a & 0x7fff_ffff == 0x7fc0_0000,
+            NanPattern::ArithmeticNan => a & 0x7fc0_0000 == 0x7fc0_0000,
+            NanPattern::Value(e) => e.bits == *a,
+        },
+        (WastRetCore::F64(p), Val::F64(a)) => match p {
+            NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
+            NanPattern::ArithmeticNan => a & 0x7ff8_0000_0000_0000 == 0x7ff8_0000_0000_0000,
+            NanPattern::Value(e) => e.bits == *a,
+        },
+        (WastRetCore::RefNull(heap), Val::FuncRef(r)) => {
+            r.is_none()
+                && heap
+                    .as_ref()
+                    .is_none_or(|h| heap_kind(h) == Some(RefKind::Func))
+        }
+        (WastRetCore::RefNull(heap), Val::ExternRef(r)) => {
+            r.is_none()
+                && heap
+                    .as_ref()
+                    .is_none_or(|h| heap_kind(h) == Some(RefKind::Extern))
+        }
+        (WastRetCore::RefExtern(e), Val::ExternRef(a)) => match (e, a) {
+            (None, a) => a.is_some(),
+            (Some(e), Some(a)) => e == a,
+            (Some(_), None) => false,
+        },
+        (WastRetCore::RefFunc(_), Val::FuncRef(a)) => a.is_some(),
+        (WastRetCore::Either(options), val) => {
+            for option in options {
+                if matches_core(option, val)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        (WastRetCore::V128(_), _) => return Err("v128 result".to_owned()),
+        (
+            WastRetCore::RefHost(_)
+            | WastRetCore::RefAny
+            | WastRetCore::RefEq
+            | WastRetCore::RefArray
+            | WastRetCore::RefStruct
+            | WastRetCore::RefI31
+            | WastRetCore::RefI31Shared,
+            _,
+        ) => return Err(format!("result pattern {ret:?}")),
+        _ => false,
+    })
+}
+
+/// Renders a value as the spec writes it, e.g. `i32:42` or `f32:0x7fc00000`.
+pub fn render_val(val: &Val) -> String {
+    match val {
+        Val::I32(v) => format!("i32:{v}"),
+        Val::I64(v) => format!("i64:{v}"),
+        Val::F32(b) => format!("f32:{} (0x{b:08x})", f32::from_bits(*b)),
+        Val::F64(b) => format!("f64:{} (0x{b:016x})", f64::from_bits(*b)),
+        Val::FuncRef(None) => "ref.null func".to_owned(),
+        Val::FuncRef(Some(_)) => "ref.func".to_owned(),
+        Val::ExternRef(None) => "ref.null extern".to_owned(),
+        Val::ExternRef(Some(n)) => format!("ref.extern {n}"),
+    }
+}
+
+/// Renders an expected result pattern.
+pub fn render_ret(ret: &WastRet<'_>) -> String {
+    let WastRet::Core(core) = ret else {
+        return "<component value>".to_owned();
+    };
+    render_core(core)
+}
+
+fn render_core(ret: &WastRetCore<'_>) -> String {
+    fn nan<T>(p: &NanPattern<T>, ty: &str, bits: impl Fn(&T) -> String) -> String {
+        match p {
+            NanPattern::CanonicalNan => format!("{ty}:nan:canonical"),
+            NanPattern::ArithmeticNan => format!("{ty}:nan:arithmetic"),
+            NanPattern::Value(v) => format!("{ty}:{}", bits(v)),
+        }
+    }
+    match ret {
+        WastRetCore::I32(v) => format!("i32:{v}"),
+        WastRetCore::I64(v) => format!("i64:{v}"),
+        WastRetCore::F32(p) => nan(p, "f32", |v| {
+            format!("{} (0x{:08x})", f32::from_bits(v.bits), v.bits)
+        }),
+        WastRetCore::F64(p) => nan(p, "f64", |v| {
+            format!("{} (0x{:016x})", f64::from_bits(v.bits), v.bits)
+        }),
+        WastRetCore::RefNull(_) => "ref.null".to_owned(),
+        WastRetCore::RefExtern(Some(n)) => format!("ref.extern {n}"),
+        WastRetCore::RefExtern(None) => "ref.extern".to_owned(),
+        WastRetCore::RefFunc(_) => "ref.func".to_owned(),
+        WastRetCore::Either(options) => {
+            let all: Vec<String> = options.iter().map(render_core).collect();
+            format!("either({})", all.join(" | "))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Renders a list of items as `[a, b]`.
+pub fn render_list<I: IntoIterator<Item = String>>(items: I) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+/// A zero value of each result slot, to be overwritten by a call.
+pub fn placeholder() -> Val {
+    Val::I32(0)
+}

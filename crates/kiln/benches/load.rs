@@ -1,0 +1,159 @@
+//! Loading compiled artifacts from disk, by module size: checked (`deserialize_file`),
+//! unchecked (`deserialize_file_unchecked`), and as a floor the cost of opening the file and
+//! reading its header or mapping it.
+//!
+//! Modules of about 1 KiB, 1 MiB and 10 MiB of wasm (many small functions, every fourth one
+//! exported) are compiled once each in setup and written to a temporary directory. The
+//! unchecked load reads the metadata in place, so it should not grow with the module.
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use kiln::{Engine, Module};
+
+/// Bytes of wasm per generated function body (roughly).
+const BODY_OPS: u32 = 24;
+
+/// A module of about `target` bytes: functions `(i32 i32) -> i32` with a short chain of
+/// arithmetic each, every fourth exported, and a small memory.
+fn module_of_size(target: usize) -> Vec<u8> {
+    use wasm_encoder::*;
+    // Each op is `local.get; i32.const k; i32.xxx; local.set` (about 7-9 bytes).
+    let per_func = (BODY_OPS as usize) * 8 + 16;
+    let n = (target / per_func).max(1) as u32;
+    let mut m = wasm_encoder::Module::new();
+    let mut types = TypeSection::new();
+    types
+        .ty()
+        .function([ValType::I32, ValType::I32], [ValType::I32]);
+    m.section(&types);
+    let mut funcs = FunctionSection::new();
+    for _ in 0..n {
+        funcs.function(0);
+    }
+    m.section(&funcs);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    m.section(&memories);
+    let mut exports = ExportSection::new();
+    exports.export("memory", ExportKind::Memory, 0);
+    for i in (0..n).step_by(4) {
+        exports.export(&format!("f{i}"), ExportKind::Func, i);
+    }
+    m.section(&exports);
+    let mut code = CodeSection::new();
+    for i in 0..n {
+        let mut f = Function::new([]);
+        let mut ins = f.instructions();
+        for k in 0..BODY_OPS {
+            ins.local_get(0).i32_const((i * 31 + k) as i32);
+            match k % 4 {
+                0 => ins.i32_add(),
+                1 => ins.i32_xor(),
+                2 => ins.i32_mul(),
+                _ => ins.i32_rotl(),
+            };
+            ins.local_get(1).i32_add().local_set(0);
+        }
+        ins.local_get(0).end();
+        code.function(&f);
+    }
+    m.section(&code);
+    m.finish()
+}
+
+struct Case {
+    label: &'static str,
+    wasm_len: usize,
+    path: PathBuf,
+    artifact_len: usize,
+}
+
+fn prepare(engine: &Engine, dir: &Path, label: &'static str, target: usize) -> Case {
+    let wasm = module_of_size(target);
+    let start = Instant::now();
+    let artifact = engine.precompile_module(&wasm).expect("compiles");
+    let compile = start.elapsed();
+    let path = dir.join(format!("{label}.kiln"));
+    std::fs::write(&path, &artifact).unwrap();
+    // Both loaders accept the file before anything is measured.
+    Module::deserialize_file(engine, &path).expect("checked load");
+    // SAFETY: the file was just written by this engine and nothing changes it while mapped.
+    unsafe { Module::deserialize_file_unchecked(engine, &path) }.expect("unchecked load");
+    eprintln!(
+        "{label}: {} bytes of wasm, {} bytes of artifact, compiled in {:.2?}",
+        wasm.len(),
+        artifact.len(),
+        compile
+    );
+    Case {
+        label,
+        wasm_len: wasm.len(),
+        path,
+        artifact_len: artifact.len(),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let engine = Engine::default();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        prepare(&engine, dir.path(), "1KiB", 1 << 10),
+        prepare(&engine, dir.path(), "1MiB", 1 << 20),
+        prepare(&engine, dir.path(), "10MiB", 10 << 20),
+    ];
+
+    let mut g = c.benchmark_group("load");
+    for case in &cases {
+        let id = |what: &str| {
+            BenchmarkId::new(
+                what,
+                format!(
+                    "{} (wasm {} B, artifact {} B)",
+                    case.label, case.wasm_len, case.artifact_len
+                ),
+            )
+        };
+        g.bench_function(id("floor_open_read_header"), |b| {
+            b.iter(|| {
+                let mut f = File::open(black_box(&case.path)).unwrap();
+                let mut header = [0u8; 512];
+                f.read_exact(&mut header).unwrap();
+                black_box(header[0])
+            })
+        });
+        g.bench_function(id("floor_open_mmap"), |b| {
+            b.iter(|| {
+                let f = File::open(black_box(&case.path)).unwrap();
+                // SAFETY: the file is private to this benchmark and is not modified while
+                // mapped.
+                let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+                black_box(map[0])
+            })
+        });
+        g.bench_function(id("deserialize_file_unchecked"), |b| {
+            b.iter(|| {
+                // SAFETY: written by this engine in `prepare` and unchanged since.
+                unsafe { Module::deserialize_file_unchecked(&engine, black_box(&case.path)) }
+                    .unwrap()
+            })
+        });
+        g.bench_function(id("deserialize_file_checked"), |b| {
+            b.iter(|| Module::deserialize_file(&engine, black_box(&case.path)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(load, benches);
+criterion_main!(load);

@@ -1,0 +1,152 @@
+//! Configuration and engines.
+
+use std::sync::Arc;
+
+use kiln_artifact::{BoundsChecks, CodegenSettings, CompatInfo, OptLevel};
+use kiln_compiler::CompileConfig;
+
+use crate::Result;
+
+/// Compilation and runtime settings of an [`Engine`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    target: Option<String>,
+    settings: CodegenSettings,
+    max_wasm_stack: usize,
+    compile_threads: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: None,
+            settings: CodegenSettings::default(),
+            max_wasm_stack: 512 << 10,
+            compile_threads: None,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration: host target, optimised code, guard pages, 512 KiB of
+    /// wasm stack.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Compiles for another target triple (the engine can then only precompile).
+    pub fn target(&mut self, triple: &str) -> &mut Self {
+        self.target = Some(triple.to_owned());
+        self
+    }
+
+    /// Sets the optimisation level.
+    pub fn opt_level(&mut self, level: OptLevel) -> &mut Self {
+        self.settings.opt_level = level;
+        self
+    }
+
+    /// Sets how memory accesses are kept in bounds.
+    pub fn bounds_checks(&mut self, mode: BoundsChecks) -> &mut Self {
+        self.settings.bounds_checks = mode;
+        self
+    }
+
+    /// Sets how many bytes of stack wasm may use (default 512 KiB).
+    pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Self {
+        self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Sets the number of compilation threads (`None`: rayon's global pool).
+    pub fn compile_threads(&mut self, threads: Option<usize>) -> &mut Self {
+        self.compile_threads = threads;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct EngineInner {
+    config: Config,
+    compile: CompileConfig,
+    compat: CompatInfo,
+    host_triple: String,
+}
+
+/// Compiles and loads modules for one target and configuration. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    /// Creates an engine for `config`.
+    pub fn new(config: &Config) -> Result<Engine> {
+        let compile = CompileConfig {
+            target: config.target.clone(),
+            settings: config.settings,
+            threads: config.compile_threads,
+        };
+        let compat = kiln_compiler::compat_info(&compile)?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                config: config.clone(),
+                compile,
+                compat,
+                host_triple: kiln_compiler::host_triple(),
+            }),
+        })
+    }
+
+    /// Compiles `wasm` (binary or WAT) to artifact bytes, also for foreign targets.
+    pub fn precompile_module(&self, wasm: &[u8]) -> Result<Vec<u8>> {
+        let wasm = crate::module::parse_wat(wasm)?;
+        Ok(kiln_compiler::compile(&wasm, &self.inner.compile)?)
+    }
+
+    /// The target triple this engine compiles for.
+    pub fn target(&self) -> &str {
+        &self.inner.compat.target
+    }
+
+    pub(crate) fn compile_config(&self) -> &CompileConfig {
+        &self.inner.compile
+    }
+
+    pub(crate) fn compat(&self) -> &CompatInfo {
+        &self.inner.compat
+    }
+
+    /// Artifacts of this engine can run here.
+    pub(crate) fn check_runnable(&self) -> Result<()> {
+        if self.inner.compat.target != self.inner.host_triple {
+            return Err(kiln_artifact::ArtifactError::Target {
+                expected: self.inner.host_triple.clone(),
+                found: self.inner.compat.target.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn store_config(&self) -> kiln_runtime::StoreConfig {
+        kiln_runtime::StoreConfig {
+            memory_strategy: match self.inner.config.settings.bounds_checks {
+                BoundsChecks::GuardPages => kiln_runtime::MemoryStrategy::GuardPages,
+                BoundsChecks::Explicit => kiln_runtime::MemoryStrategy::Explicit,
+            },
+            max_wasm_stack: self.inner.config.max_wasm_stack,
+        }
+    }
+
+    pub(crate) fn same(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Default for Engine {
+    /// An engine with the default [`Config`] for the host.
+    fn default() -> Engine {
+        Engine::new(&Config::default()).expect("the default configuration is valid")
+    }
+}

@@ -1,0 +1,174 @@
+//! Linking imports by name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kiln_artifact::FuncType;
+use kiln_runtime::HostFn;
+
+use crate::func::host_fn_from_dyn;
+use crate::store::{StoreData, store_id};
+use crate::{
+    AsContext, AsContextMut, Caller, Engine, Error, Extern, Func, Instance, IntoFunc, Module,
+    Result, Val,
+};
+
+enum Definition<T> {
+    Extern(Extern),
+    HostFunc(FuncType, HostFn<StoreData<T>>),
+}
+
+impl<T> Clone for Definition<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Definition::Extern(e) => Definition::Extern(*e),
+            Definition::HostFunc(t, f) => Definition::HostFunc(t.clone(), f.clone()),
+        }
+    }
+}
+
+/// Resolves imports by `module::name` and instantiates modules with them.
+pub struct Linker<T> {
+    engine: Engine,
+    allow_shadowing: bool,
+    defs: HashMap<(String, String), Definition<T>>,
+}
+
+impl<T> Clone for Linker<T> {
+    fn clone(&self) -> Self {
+        Linker {
+            engine: self.engine.clone(),
+            allow_shadowing: self.allow_shadowing,
+            defs: self.defs.clone(),
+        }
+    }
+}
+
+impl<T: 'static> Linker<T> {
+    /// An empty linker for `engine`.
+    pub fn new(engine: &Engine) -> Self {
+        Linker {
+            engine: engine.clone(),
+            allow_shadowing: false,
+            defs: HashMap::new(),
+        }
+    }
+
+    /// Whether a later definition may replace an earlier one of the same name.
+    pub fn allow_shadowing(&mut self, allow: bool) -> &mut Self {
+        self.allow_shadowing = allow;
+        self
+    }
+
+    fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> Result<&mut Self> {
+        let key = (module.to_owned(), name.to_owned());
+        if !self.allow_shadowing && self.defs.contains_key(&key) {
+            return Err(Error::Link(format!(
+                "import `{module}::{name}` is already defined"
+            )));
+        }
+        self.defs.insert(key, def);
+        Ok(self)
+    }
+
+    /// Defines `module::name` as `item`.
+    pub fn define(
+        &mut self,
+        store: impl AsContext<Data = T>,
+        module: &str,
+        name: &str,
+        item: impl Into<Extern>,
+    ) -> Result<&mut Self> {
+        let item = item.into();
+        let ctx = store.as_context();
+        item.to_runtime(ctx.0)?;
+        self.insert(module, name, Definition::Extern(item))
+    }
+
+    /// Defines `module::name` as a host function made from a typed closure; each store that
+    /// uses it gets its own function.
+    pub fn func_wrap<Params, Results>(
+        &mut self,
+        module: &str,
+        name: &str,
+        f: impl IntoFunc<T, Params, Results>,
+    ) -> Result<&mut Self> {
+        let (ty, host) = f.into_host_fn();
+        self.insert(module, name, Definition::HostFunc(ty, host))
+    }
+
+    /// Defines `module::name` as a host function of type `ty` working on [`Val`]s.
+    pub fn func_new(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+        f: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<&mut Self> {
+        let host = host_fn_from_dyn(ty.clone(), Arc::new(f));
+        self.insert(module, name, Definition::HostFunc(ty, host))
+    }
+
+    /// Defines every export of `instance` under `module_name`.
+    pub fn instance(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        module_name: &str,
+        instance: Instance,
+    ) -> Result<&mut Self> {
+        let exports: Vec<(String, Extern)> = instance.exports(store.as_context_mut()).collect();
+        for (name, ext) in exports {
+            self.insert(module_name, &name, Definition::Extern(ext))?;
+        }
+        Ok(self)
+    }
+
+    /// The item defined as `module::name`.
+    pub fn get(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &str,
+        name: &str,
+    ) -> Option<Extern> {
+        let def = self.defs.get(&(module.to_owned(), name.to_owned()))?;
+        let ctx = store.as_context_mut();
+        Some(match def {
+            Definition::Extern(e) => *e,
+            Definition::HostFunc(ty, f) => {
+                let id = ctx.0.new_host_func(ty.clone(), f.clone());
+                Extern::Func(Func {
+                    store: store_id(ctx.0),
+                    id,
+                })
+            }
+        })
+    }
+
+    /// Instantiates `module`, resolving each import by name.
+    pub fn instantiate(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &Module,
+    ) -> Result<Instance> {
+        if !self.engine.same(module.engine()) {
+            return Err(Error::Link(
+                "module and linker belong to different engines".into(),
+            ));
+        }
+        let mut imports = Vec::with_capacity(module.imports().len());
+        for import in module.imports() {
+            let ext = self
+                .get(&mut store, import.module(), import.name())
+                .ok_or_else(|| {
+                    Error::Link(format!(
+                        "unknown import: `{}::{}` has not been defined",
+                        import.module(),
+                        import.name()
+                    ))
+                })?;
+            imports.push(ext);
+        }
+        let ctx = store.as_context_mut();
+        Instance::new_in(ctx.0, module, &imports)
+    }
+}

@@ -1,0 +1,192 @@
+//! Artifact round trips and the loader's checks.
+
+use kiln::ArtifactError;
+use kiln::{Config, Engine, Error, Instance, Module, Store};
+
+const WAT: &str = r#"(module
+  (memory (export "mem") 1)
+  (data (i32.const 16) "kiln")
+  (table 2 funcref)
+  (elem (i32.const 1) $seven)
+  (func $seven (result i32) i32.const 7)
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "indirect") (result i32) (call_indirect (result i32) (i32.const 1)))
+  (func (export "byte") (param i32) (result i32) (i32.load8_u (local.get 0))))"#;
+
+fn exercise(engine: &Engine, module: &Module) {
+    let mut store = Store::new(engine, ());
+    let instance = Instance::new(&mut store, module, &[]).unwrap();
+    let add = instance
+        .get_typed_func::<(i32, i32), i32>(&mut store, "add")
+        .unwrap();
+    assert_eq!(add.call(&mut store, (20, 22)).unwrap(), 42);
+    let indirect = instance
+        .get_typed_func::<(), i32>(&mut store, "indirect")
+        .unwrap();
+    assert_eq!(indirect.call(&mut store, ()).unwrap(), 7);
+    let byte = instance
+        .get_typed_func::<i32, i32>(&mut store, "byte")
+        .unwrap();
+    assert_eq!(byte.call(&mut store, 17).unwrap(), i32::from(b'i'));
+}
+
+#[test]
+fn serialize_deserialize_round_trip() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, WAT).unwrap();
+    exercise(&engine, &module);
+    let bytes = module.serialize().unwrap();
+    assert_eq!(engine.precompile_module(WAT.as_bytes()).unwrap(), bytes);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.kiln");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let checked = Module::deserialize_file(&engine, &path).unwrap();
+    exercise(&engine, &checked);
+    assert_eq!(checked.serialize().unwrap(), bytes);
+    // SAFETY: the file was just written from `Module::serialize` and is not modified.
+    let unchecked = unsafe { Module::deserialize_file_unchecked(&engine, &path) }.unwrap();
+    exercise(&engine, &unchecked);
+    let from_bytes = Module::deserialize(&engine, &bytes).unwrap();
+    exercise(&engine, &from_bytes);
+    // SAFETY: the bytes come from `Module::serialize`.
+    let unchecked_bytes = unsafe { Module::deserialize_unchecked(&engine, &bytes) }.unwrap();
+    exercise(&engine, &unchecked_bytes);
+    let detected = Module::from_file(&engine, &path).unwrap();
+    exercise(&engine, &detected);
+
+    let wat_path = dir.path().join("m.wat");
+    std::fs::write(&wat_path, WAT).unwrap();
+    exercise(&engine, &Module::from_file(&engine, &wat_path).unwrap());
+}
+
+#[test]
+fn foreign_target_is_refused() {
+    let mut config = Config::new();
+    config.target("aarch64-unknown-linux-gnu");
+    let cross = Engine::new(&config).unwrap();
+    assert_eq!(cross.target(), "aarch64-unknown-linux-gnu");
+    let bytes = cross.precompile_module(WAT.as_bytes()).unwrap();
+
+    let host = Engine::default();
+    for result in [
+        Module::deserialize(&host, &bytes),
+        // SAFETY: the bytes are a genuine artifact of this Kiln version.
+        unsafe { Module::deserialize_unchecked(&host, &bytes) },
+    ] {
+        match result {
+            Err(Error::Artifact(ArtifactError::Target { expected, found })) => {
+                assert_eq!(found, "aarch64-unknown-linux-gnu");
+                assert_eq!(expected, host.target());
+            }
+            other => panic!("expected a target error, got {other:?}"),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cross.kiln");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Module::deserialize_file(&host, &path).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("aarch64-unknown-linux-gnu") && msg.contains(host.target()),
+        "{msg}"
+    );
+    // The cross engine cannot run its own code here either.
+    assert!(Module::new(&cross, WAT).is_err());
+}
+
+#[test]
+fn other_settings_are_refused() {
+    let mut config = Config::new();
+    config.bounds_checks(kiln::BoundsChecks::Explicit);
+    let explicit = Engine::new(&config).unwrap();
+    let bytes = explicit.precompile_module(WAT.as_bytes()).unwrap();
+    let err = Module::deserialize(&Engine::default(), &bytes).unwrap_err();
+    assert!(
+        matches!(err, Error::Artifact(ArtifactError::Settings { .. })),
+        "{err}"
+    );
+    // And the explicit engine runs them.
+    let module = Module::deserialize(&explicit, &bytes).unwrap();
+    exercise(&explicit, &module);
+}
+
+#[test]
+fn truncated_artifacts_are_errors() {
+    let engine = Engine::default();
+    let bytes = engine.precompile_module(WAT.as_bytes()).unwrap();
+    let mut cut = 0;
+    while cut < bytes.len() {
+        let result = Module::deserialize(&engine, &bytes[..cut]);
+        assert!(
+            matches!(result, Err(Error::Artifact(_))),
+            "truncated to {cut} bytes: {result:?}"
+        );
+        cut += 1 + cut / 7;
+    }
+    assert!(Module::deserialize(&engine, &bytes[..bytes.len() - 1]).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.kiln");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        Module::deserialize_file(&engine, &path),
+        Err(Error::Artifact(_))
+    ));
+    let missing = dir.path().join("missing.kiln");
+    assert!(matches!(
+        Module::deserialize_file(&engine, &missing),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn bit_flips_are_errors_in_checked_mode() {
+    let engine = Engine::default();
+    let bytes = engine.precompile_module(WAT.as_bytes()).unwrap();
+    let mut positions: Vec<usize> = (0..bytes.len()).step_by(bytes.len() / 97 + 1).collect();
+    positions.extend([
+        0,
+        8,
+        16,
+        20,
+        60,
+        130,
+        300,
+        420,
+        460,
+        500,
+        511,
+        bytes.len() - 1,
+    ]);
+    for pos in positions {
+        for bit in [0, 3, 7] {
+            let mut flipped = bytes.clone();
+            flipped[pos] ^= 1 << bit;
+            let result = Module::deserialize(&engine, &flipped);
+            assert!(
+                matches!(result, Err(Error::Artifact(_))),
+                "flip of bit {bit} at {pos} was accepted: {result:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn garbage_is_not_an_artifact() {
+    let engine = Engine::default();
+    for bytes in [&b""[..], b"\0asm", b"\0KILNART", &[0u8; 600]] {
+        assert!(matches!(
+            Module::deserialize(&engine, bytes),
+            Err(Error::Artifact(_))
+        ));
+    }
+    assert!(matches!(
+        Module::new(&engine, "(module (func"),
+        Err(Error::Wat(_))
+    ));
+    assert!(matches!(
+        Module::new(&engine, b"\0asm\x01\0\0\0\x05"),
+        Err(Error::Compile(_))
+    ));
+}
