@@ -53,22 +53,30 @@ pub fn build_artifact(parts: &ArtifactParts<'_>) -> Result<Vec<u8>, ArtifactErro
     out[metadata.offset as usize..][..archive.len()].copy_from_slice(&archive);
     out[code.offset as usize..][..parts.code.len()].copy_from_slice(parts.code);
     out[data.offset as usize..][..parts.data.len()].copy_from_slice(parts.data);
-    let head = Header {
+    let mut head = Header {
         format_version: header::FORMAT_VERSION,
         kiln_version: header::KILN_VERSION.to_owned(),
         compat: parts.compat.clone(),
         metadata,
         code,
         data,
-        checksum: header::checksum(&out[HEADER_SIZE..]),
+        checksum: 0,
     };
+    out[..HEADER_SIZE].copy_from_slice(&head.encode()?);
+    head.checksum = header::checksum(&out);
     out[..HEADER_SIZE].copy_from_slice(&head.encode()?);
     Ok(out)
 }
 
-/// Verifies the checksum over every byte after the header.
+/// Verifies the checksum over the whole file (header included).
 pub fn verify_checksum(file: &[u8], header: &Header) -> Result<(), ArtifactError> {
-    let found = header::checksum(file.get(HEADER_SIZE..).unwrap_or(&[]));
+    if file.len() < HEADER_SIZE {
+        return Err(ArtifactError::Truncated {
+            needed: HEADER_SIZE as u64,
+            found: file.len() as u64,
+        });
+    }
+    let found = header::checksum(file);
     if found != header.checksum {
         return Err(ArtifactError::Checksum {
             expected: header.checksum,

@@ -13,9 +13,14 @@
 //! 408  metadata        u64 offset, u64 length (the rkyv archive)
 //! 424  code            u64 offset, u64 length (page-aligned text section)
 //! 440  data            u64 offset, u64 length (data-segment bytes)
-//! 456  checksum        16 bytes: xxh3-128 of bytes[512..], little-endian
+//! 456  checksum        16 bytes: xxh3-128 of the whole file with this field zeroed, LE
 //! 472  reserved        zero up to 512
 //! ```
+//!
+//! The checksum covers the header too, reserved bytes must be zero, and the sections must lie
+//! exactly where the writer puts them (metadata right after the header, the text section at
+//! the next multiple of the code alignment, data at the next multiple of 16, nothing after
+//! it), so any change to any byte of an artifact is detected in checked mode.
 
 use crate::error::ArtifactError;
 
@@ -83,7 +88,7 @@ pub struct Header {
     pub code: SectionRange,
     /// The data-segment bytes.
     pub data: SectionRange,
-    /// xxh3-128 of every byte after the header.
+    /// xxh3-128 of the whole file with this field zeroed.
     pub checksum: u128,
 }
 
@@ -193,6 +198,15 @@ impl Header {
                 found: format_version,
             });
         }
+        if file[17..24]
+            .iter()
+            .chain(&file[CHECKSUM_FIELD + 16..HEADER_SIZE])
+            .any(|&b| b != 0)
+        {
+            return Err(ArtifactError::MalformedHeader(
+                "reserved bytes are not zero".into(),
+            ));
+        }
         let header_size = get_u32(file, 12);
         if header_size as usize != HEADER_SIZE {
             return Err(ArtifactError::MalformedHeader(format!(
@@ -234,7 +248,47 @@ impl Header {
                 }
             }
         }
+        header.check_layout(file.len() as u64)?;
         Ok(header)
+    }
+
+    /// Checks that the sections lie exactly where [`crate::build_artifact`] puts them.
+    fn check_layout(&self, file_len: u64) -> Result<(), ArtifactError> {
+        let bad = |what: String| Err(ArtifactError::MalformedHeader(what));
+        if self.metadata.offset != HEADER_SIZE as u64 {
+            return bad(format!(
+                "metadata starts at {}, not right after the header",
+                self.metadata.offset
+            ));
+        }
+        let meta_end = self.metadata.offset + self.metadata.len;
+        let gap = self.code.offset.wrapping_sub(meta_end);
+        // The text section starts at the first multiple of its alignment (a power of two
+        // between 16 and 64 KiB) after the metadata.
+        let aligned = (4..=16).any(|shift| {
+            let align = 1u64 << shift;
+            self.code.offset % align == 0 && gap < align && self.code.offset >= meta_end
+        });
+        if !aligned {
+            return bad(format!(
+                "code section at {} is not aligned after the metadata ending at {meta_end}",
+                self.code.offset
+            ));
+        }
+        let code_end = self.code.offset + self.code.len;
+        if self.data.offset != code_end.div_ceil(16) * 16 {
+            return bad(format!(
+                "data section at {} does not follow the code section ending at {code_end}",
+                self.data.offset
+            ));
+        }
+        if self.data.offset + self.data.len != file_len {
+            return bad(format!(
+                "{} bytes after the data section",
+                file_len as i128 - (self.data.offset + self.data.len) as i128
+            ));
+        }
+        Ok(())
     }
 
     /// Checks that the artifact was made by this Kiln for `expected`; each mismatch is its own
@@ -274,7 +328,12 @@ impl Header {
     }
 }
 
-/// The checksum stored in the header: xxh3-128 of every byte after the header.
-pub fn checksum(after_header: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(after_header)
+/// The checksum stored in the header: xxh3-128 of the whole file with the checksum field
+/// read as zeros. `file` must be at least [`HEADER_SIZE`] bytes long.
+pub fn checksum(file: &[u8]) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(&file[..CHECKSUM_FIELD]);
+    hasher.update(&[0u8; 16]);
+    hasher.update(&file[CHECKSUM_FIELD + 16..]);
+    hasher.digest128()
 }

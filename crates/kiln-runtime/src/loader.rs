@@ -22,6 +22,15 @@ pub enum LoadError {
     },
 }
 
+static FORCE_CODE_COPY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later file load take the copy fallback (as on a `noexec` filesystem), so
+/// tests can check that both paths behave the same.
+#[doc(hidden)]
+pub fn force_code_copy(on: bool) {
+    FORCE_CODE_COPY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How much to check while loading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verification {
@@ -229,7 +238,12 @@ impl LoadedModule {
         let code = if code_range.is_empty() {
             None
         } else {
-            match crate::sys::map_file_executable(&file, header.code.offset, code_range.len()) {
+            let mapped = if FORCE_CODE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(std::io::Error::other("file mapping disabled for testing"))
+            } else {
+                crate::sys::map_file_executable(&file, header.code.offset, code_range.len())
+            };
+            match mapped {
                 Ok(m) => Some(m),
                 Err(e) => {
                     tracing::debug!(

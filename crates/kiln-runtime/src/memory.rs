@@ -164,3 +164,38 @@ impl Memory {
         Some(old)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(min: u64, max: Option<u64>) -> MemoryType {
+        MemoryType {
+            min,
+            max,
+            memory64: false,
+            shared: false,
+        }
+    }
+
+    #[test]
+    fn grow_in_place_up_to_max() {
+        for strategy in [MemoryStrategy::GuardPages, MemoryStrategy::Explicit] {
+            let mut m = Memory::new(ty(1, Some(3)), strategy).unwrap();
+            let base = m.base();
+            m.data_mut()[65535] = 1;
+            assert_eq!(m.grow(2), Some(1));
+            assert_eq!(m.base(), base);
+            assert_eq!(m.byte_len(), 3 * 65536);
+            assert_eq!(m.data()[65535], 1);
+            m.data_mut()[3 * 65536 - 1] = 2;
+            assert_eq!(m.grow(1), None);
+            assert_eq!(m.grow(0), Some(3));
+        }
+        assert!(Memory::new(ty(2, Some(1)), MemoryStrategy::GuardPages).is_err());
+        assert!(Memory::new(ty(65537, None), MemoryStrategy::Explicit).is_err());
+        let mut m = Memory::new(ty(0, None), MemoryStrategy::GuardPages).unwrap();
+        assert_eq!(m.grow(u64::MAX), None);
+        assert_eq!(m.grow(65537), None);
+    }
+}

@@ -304,3 +304,54 @@ pub fn ensure_alt_stack() -> io::Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_protection() {
+        let r = Reservation::new(5 * page_size() + 1).unwrap();
+        assert_eq!(r.len(), 6 * page_size());
+        r.make_accessible(0, 2 * page_size()).unwrap();
+        // SAFETY: the first two pages were just made read-write.
+        unsafe {
+            r.as_ptr().write(7);
+            r.as_ptr().add(2 * page_size() - 1).write(9);
+            assert_eq!(r.as_ptr().read(), 7);
+        }
+        assert!(r.make_accessible(1, page_size()).is_err());
+        assert!(r.make_accessible(0, 7 * page_size()).is_err());
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn copied_code_runs() {
+        // mov eax, 42; ret
+        let code = [0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3];
+        let map = copy_to_executable(&code).unwrap();
+        // SAFETY: the mapping holds exactly the function above, executable, and lives
+        // across the call.
+        let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(map.as_ptr()) };
+        assert_eq!(f(), 42);
+    }
+
+    #[test]
+    fn alt_stack_is_installed_per_thread() {
+        let query = || {
+            // SAFETY: all-zero is a valid `stack_t`, and querying has no preconditions.
+            let mut st: libc::stack_t = unsafe { std::mem::zeroed() };
+            // SAFETY: valid out-pointer.
+            unsafe { libc::sigaltstack(std::ptr::null(), &mut st) };
+            st
+        };
+        std::thread::spawn(move || {
+            ensure_alt_stack().unwrap();
+            let st = query();
+            assert_eq!(st.ss_flags & libc::SS_DISABLE, 0);
+            assert!(st.ss_size >= MIN_ALT_STACK_SIZE);
+        })
+        .join()
+        .unwrap();
+    }
+}

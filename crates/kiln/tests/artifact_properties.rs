@@ -333,9 +333,9 @@ proptest! {
         let before = body.clone();
         apply(&mut body, &m);
         prop_assume!(body != before && body.len() == before.len());
-        let sum = kiln_artifact::header::checksum(&body);
-        file[456..472].copy_from_slice(&sum.to_le_bytes());
         file.extend_from_slice(&body);
+        let sum = kiln_artifact::header::checksum(&file);
+        file[456..472].copy_from_slice(&sum.to_le_bytes());
         let _ = Module::deserialize(host_engine(), &file);
     }
 }

@@ -190,3 +190,18 @@ fn garbage_is_not_an_artifact() {
         Err(Error::Compile(_))
     ));
 }
+
+#[test]
+fn copy_fallback_behaves_like_file_mapping() {
+    let engine = Engine::default();
+    let bytes = engine.precompile_module(WAT.as_bytes()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.kiln");
+    std::fs::write(&path, &bytes).unwrap();
+    kiln_runtime::loader::force_code_copy(true);
+    let copied = Module::deserialize_file(&engine, &path);
+    kiln_runtime::loader::force_code_copy(false);
+    let copied = copied.unwrap();
+    exercise(&engine, &copied);
+    assert_eq!(copied.serialize().unwrap(), bytes);
+}

@@ -599,7 +599,9 @@ fn tables_and_cross_instance_calls() {
     let lib_instance = linker.instantiate(&mut store, &lib).unwrap();
     linker.instance(&mut store, "lib", lib_instance).unwrap();
     let instance = linker.instantiate(&mut store, &user).unwrap();
-    let direct = instance.get_typed_func::<i32, i32>(&mut store, "direct").unwrap();
+    let direct = instance
+        .get_typed_func::<i32, i32>(&mut store, "direct")
+        .unwrap();
     assert_eq!(direct.call(&mut store, 9).unwrap(), 81);
     let via = instance
         .get_typed_func::<(i32, i32), i32>(&mut store, "via")
@@ -618,7 +620,9 @@ fn tables_and_cross_instance_calls() {
     assert_eq!(via.call(&mut store, (1, 5)).unwrap(), -5);
     assert_eq!(table.get(&mut store, 1), Some(Val::FuncRef(Some(neg))));
     let wrong = Func::wrap(&mut store, |x: i64| x);
-    table.set(&mut store, 2, Val::FuncRef(Some(wrong))).unwrap_or(());
+    table
+        .set(&mut store, 2, Val::FuncRef(Some(wrong)))
+        .unwrap_or(());
     if table.get(&mut store, 2) == Some(Val::FuncRef(Some(wrong))) {
         assert_eq!(
             trap_code(via.call(&mut store, (2, 5)).unwrap_err()),
@@ -651,7 +655,10 @@ fn start_function_and_trap_details() {
     assert_eq!(trap.func_name(), Some("init"));
     assert!(trap.wasm_offset().is_some());
     let msg = err.to_string();
-    assert!(msg.starts_with("wasm trap: unreachable (in function 0 `init` at wasm offset 0x"), "{msg}");
+    assert!(
+        msg.starts_with("wasm trap: unreachable (in function 0 `init` at wasm offset 0x"),
+        "{msg}"
+    );
 
     let ok = Module::new(
         &engine,
@@ -689,7 +696,9 @@ fn store_moves_between_threads() {
     .unwrap();
     let mut store = Store::new(&engine, ());
     let instance = Instance::new(&mut store, &module, &[]).unwrap();
-    let inc = instance.get_typed_func::<(), i32>(&mut store, "inc").unwrap();
+    let inc = instance
+        .get_typed_func::<(), i32>(&mut store, "inc")
+        .unwrap();
     assert_eq!(inc.call(&mut store, ()).unwrap(), 1);
     let mut store = std::thread::spawn(move || {
         assert_eq!(inc.call(&mut store, ()).unwrap(), 2);
@@ -714,8 +723,12 @@ fn explicit_bounds_checks() {
     .unwrap();
     let mut store = Store::new(&engine, ());
     let instance = Instance::new(&mut store, &module, &[]).unwrap();
-    let load = instance.get_typed_func::<i32, i32>(&mut store, "load").unwrap();
-    let grow = instance.get_typed_func::<i32, i32>(&mut store, "grow").unwrap();
+    let load = instance
+        .get_typed_func::<i32, i32>(&mut store, "load")
+        .unwrap();
+    let grow = instance
+        .get_typed_func::<i32, i32>(&mut store, "grow")
+        .unwrap();
     assert_eq!(load.call(&mut store, 65532).unwrap(), 0);
     assert_eq!(
         trap_code(load.call(&mut store, 65533).unwrap_err()),

@@ -58,7 +58,7 @@ pub fn host_compat() -> CompatInfo {
 /// change reaches the archive and metadata checks instead of stopping at the checksum.
 pub fn reseal(file: &mut [u8]) {
     assert!(file.len() >= HEADER_SIZE && file[..8] == MAGIC);
-    let sum = header::checksum(&file[HEADER_SIZE..]);
+    let sum = header::checksum(file);
     file[456..472].copy_from_slice(&sum.to_le_bytes());
 }
 
@@ -331,7 +331,7 @@ fn const_of(ty: ValType, raw: &RawConst, info: &ModuleInfo) -> ConstExpr {
         ValType::I64 => ConstExpr::I64(bits as i64),
         ValType::F32 => ConstExpr::F32(bits as u32),
         ValType::F64 => ConstExpr::F64(bits),
-        ValType::V128 => ConstExpr::V128(u128::from(bits) << 64 | u128::from(!bits)),
+        ValType::V128 => ConstExpr::V128((u128::from(bits) << 64) | u128::from(!bits)),
         ValType::FuncRef if raw.pick % 2 == 1 && !info.functions.is_empty() => {
             ConstExpr::RefFunc(FuncIndex(raw.index % info.functions.len() as u32))
         }
