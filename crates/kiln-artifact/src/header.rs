@@ -267,7 +267,7 @@ impl Header {
         // between 16 and 64 KiB) after the metadata.
         let aligned = (4..=16).any(|shift| {
             let align = 1u64 << shift;
-            self.code.offset % align == 0 && gap < align && self.code.offset >= meta_end
+            self.code.offset.is_multiple_of(align) && gap < align && self.code.offset >= meta_end
         });
         if !aligned {
             return bad(format!(

@@ -64,6 +64,8 @@ pub struct LoadedModule {
     header: Header,
     metadata: std::ops::Range<usize>,
     data: std::ops::Range<usize>,
+    /// Length of the artifact (the anonymous copy may be longer by rounding).
+    len: usize,
     /// The executable text section (`None` when it is empty).
     code: Option<memmap2::Mmap>,
 }
@@ -254,11 +256,13 @@ impl LoadedModule {
                 }
             }
         };
+        let len = map.len();
         Ok(Arc::new(LoadedModule {
             storage: Storage::File(map),
             header,
             metadata,
             data,
+            len,
             code,
         }))
     }
@@ -297,21 +301,14 @@ impl LoadedModule {
             header,
             metadata,
             data,
+            len: bytes.len(),
             code,
         }))
     }
 
     /// The artifact's bytes.
     pub fn bytes(&self) -> &[u8] {
-        let all = self.storage.bytes();
-        let len = match &self.storage {
-            Storage::File(_) => all.len(),
-            Storage::Anon(_) => (self.header.data.offset + self.header.data.len)
-                .max(self.header.code.offset + self.header.code.len)
-                .max(self.header.metadata.offset + self.header.metadata.len)
-                as usize,
-        };
-        &all[..len.min(all.len())]
+        &self.storage.bytes()[..self.len]
     }
 
     /// The parsed header.
