@@ -227,8 +227,12 @@ fn const_expr(e: &wasmparser::ConstExpr<'_>) -> ConstExpr {
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(GlobalIndex(global_index)),
         O::RefFunc { function_index } => ConstExpr::RefFunc(FuncIndex(function_index)),
         O::RefNull {
-            hty: wasmparser::HeapType::Abstract { ty, .. },
-        } if ty == wasmparser::AbstractHeapType::Extern => ConstExpr::RefNull(RefType::ExternRef),
+            hty:
+                wasmparser::HeapType::Abstract {
+                    ty: wasmparser::AbstractHeapType::Extern,
+                    ..
+                },
+        } => ConstExpr::RefNull(RefType::ExternRef),
         O::RefNull { .. } => ConstExpr::RefNull(RefType::FuncRef),
         op => panic!("unsupported constant {op:?}"),
     }

@@ -68,7 +68,7 @@ unsafe fn call_host<D: 'static>(
     let (store, instance) = unsafe {
         let store_ctx = caller_vmctx.cast::<*mut VMStoreContext>().read();
         let store = (*store_ctx).store.cast::<Store<D>>();
-        let instance = Instance::from_vmctx(caller_vmctx, 2 * size_of::<usize>() as u32).id;
+        let instance = Instance::from_vmctx(caller_vmctx).id;
         (&mut *store, instance)
     };
     // SAFETY: the trampoline passes an array of `len` slots that it owns for the call.

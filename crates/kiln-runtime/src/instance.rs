@@ -85,17 +85,17 @@ impl Instance {
     ///
     /// # Safety
     /// `vmctx` must be the vmctx of a live instance.
-    pub unsafe fn from_vmctx<'a>(vmctx: *mut u8, offsets_instance: u32) -> &'a Instance {
+    pub unsafe fn from_vmctx<'a>(vmctx: *mut u8) -> &'a Instance {
+        // The header fields depend only on the pointer size, not on the module.
+        let header = VMOffsets::new(size_of::<usize>() as u8, Default::default());
         // SAFETY: the caller guarantees `vmctx` is a live instance context, whose field at
-        // `instance()` holds the pointer to its boxed `Instance`.
+        // `instance()` holds the pointer to its boxed `Instance`, and whose magic sits at
+        // `magic()`.
         unsafe {
-            let magic = vmctx
-                .add(offsets_instance as usize + 8)
-                .cast::<u32>()
-                .read();
+            let magic = vmctx.add(header.magic() as usize).cast::<u32>().read();
             debug_assert_eq!(magic, VMCTX_MAGIC);
             &*vmctx
-                .add(offsets_instance as usize)
+                .add(header.instance() as usize)
                 .cast::<*const Instance>()
                 .read()
         }
@@ -107,9 +107,8 @@ impl Instance {
 /// # Safety
 /// Called only by generated code with its own, live vmctx.
 pub unsafe extern "C" fn memory_grow_builtin(vmctx: *mut u8, memory_index: u32, delta: u64) -> u64 {
-    let offsets_instance = 2 * size_of::<usize>() as u32;
     // SAFETY: generated code passes its own live vmctx.
-    let instance = unsafe { Instance::from_vmctx(vmctx, offsets_instance) };
+    let instance = unsafe { Instance::from_vmctx(vmctx) };
     let Some(&memory) = instance.memory_ptrs.get(memory_index as usize) else {
         return u64::MAX;
     };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kiln_artifact::{
     ArchivedConstExpr, ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo,
     DefinedFuncIndex, EntityIndex, FuncIndex, FuncType, GlobalType, MemoryType, TableType,
-    TrapCode, ValType,
+    TrapCode,
 };
 
 use crate::func::{HostFn, host_fn, new_host_context};
@@ -489,6 +489,25 @@ impl StoreOpaque {
             memory_ptrs: Vec::with_capacity(info.memories.len()),
             globals: Vec::with_capacity(info.globals.len()),
         });
+        // The instance is kept even if initialisation fails: its vmctx holds the definitions
+        // of memories, tables and globals already registered in the store, and its id must
+        // not be reused while those items (and their func refs) exist.
+        let result = self.initialize(&mut instance, module, imports);
+        self.instances.push(instance);
+        result.map(|start| (id, start))
+    }
+
+    /// Fills the vmctx of a new instance, allocates its items and writes its segments.
+    /// Returns its start function.
+    fn initialize(
+        &mut self,
+        instance: &mut Instance,
+        module: &Arc<LoadedModule>,
+        imports: &[Extern],
+    ) -> Result<Option<FuncId>, InstantiateError> {
+        let info: &ArchivedModuleInfo = module.info();
+        let offsets = instance.offsets;
+        let id = instance.id;
         let vm = &instance.vmctx;
         let code_base = module.code_base();
         // SAFETY: (for every write below): each field pointer comes from `VMContextAlloc::field`,
@@ -500,7 +519,7 @@ impl StoreOpaque {
             vm.field::<*const u8>(offsets.builtins())
                 .write((&BUILTINS as *const crate::vmcontext::VMBuiltinFunctions).cast());
             vm.field::<*const Instance>(offsets.instance())
-                .write(&*instance);
+                .write(&raw const *instance);
             vm.field::<u32>(offsets.magic())
                 .write(kiln_artifact::vmoffsets::VMCTX_MAGIC);
         }
@@ -591,7 +610,7 @@ impl StoreOpaque {
                     type_id: sig,
                 })
             };
-            self.func_refs.entry(slot as usize).or_insert(*f);
+            self.func_refs.insert(slot as usize, *f);
         }
         for (def_index, compiled) in info.compiled.iter() {
             let func_index = FuncIndex(def_index.0 + num_imported_funcs);
@@ -766,8 +785,7 @@ impl StoreOpaque {
             .start
             .as_ref()
             .map(|s| instance.funcs[s.native().0 as usize]);
-        self.instances.push(instance);
-        Ok((id, start))
+        Ok(start)
     }
 
     // ---------------------------------------------------------------- accessors
@@ -862,12 +880,6 @@ impl StoreOpaque {
         unsafe {
             (*def).bytes = value.get_u128().to_le_bytes();
         }
-    }
-
-    /// Whether `value` is the type `ty` expects of a host function signature (helper for the
-    /// facade's checks).
-    pub fn value_type_is_ref(ty: ValType) -> bool {
-        matches!(ty, ValType::FuncRef | ValType::ExternRef)
     }
 }
 

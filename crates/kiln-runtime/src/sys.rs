@@ -204,14 +204,24 @@ pub unsafe fn chain_signal(
     ucontext: *mut libc::c_void,
 ) {
     let handler = previous.sa_sigaction;
-    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        // Restore the default action and return: the faulting instruction runs again and the
-        // default action (usually a crash with a core dump) takes place.
+    // SAFETY: the kernel passes a valid `siginfo_t` to SA_SIGINFO handlers.
+    let sent_by_process = unsafe { (*info).si_code } <= 0;
+    if handler == libc::SIG_IGN && sent_by_process {
+        // Ignored, and nothing will fault again: drop it, as the kernel would have.
+    } else if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // Restore the default action. A fault re-executes the faulting instruction on return
+        // and then takes the default action (usually a crash with a core dump); a signal sent
+        // with kill/raise is raised again now, as it would not recur by itself.
         // SAFETY: all-zero is a valid `sigaction` meaning SIG_DFL.
         let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
         dfl.sa_sigaction = libc::SIG_DFL;
         // SAFETY: `dfl` is valid; resetting to SIG_DFL is async-signal-safe.
         unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
+        if sent_by_process {
+            // SAFETY: raise is async-signal-safe; our handler used SA_NODEFER, so `sig` is
+            // not blocked and the default action happens right away.
+            unsafe { libc::raise(sig) };
+        }
     } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was registered with SA_SIGINFO, so it has this type.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =

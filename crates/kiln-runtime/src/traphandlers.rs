@@ -229,3 +229,44 @@ pub unsafe fn raise(reason: UnwindReason) -> ! {
         kiln_unwind((*act).jmp_buf)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs this test binary again with `mode`, returning the signal that killed it.
+    fn child_signal(test: &str, mode: &str) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env("KILN_CHILD_MODE", mode)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        status.signal()
+    }
+
+    #[test]
+    fn foreign_signals_are_not_swallowed() {
+        match std::env::var("KILN_CHILD_MODE").as_deref() {
+            Ok("raise") => {
+                init_handlers();
+                // SAFETY: raising a signal has no memory-safety preconditions.
+                unsafe { libc::raise(libc::SIGILL) };
+                std::process::exit(0);
+            }
+            Ok("fault") => {
+                init_handlers();
+                let r = sys::Reservation::new(4096).unwrap();
+                // SAFETY: deliberately faults on a PROT_NONE page: the process must die.
+                unsafe { r.as_ptr().cast::<u64>().write_volatile(1) };
+                std::process::exit(0);
+            }
+            _ => {}
+        }
+        let test = "traphandlers::tests::foreign_signals_are_not_swallowed";
+        assert_eq!(child_signal(test, "raise"), Some(libc::SIGILL));
+        assert_eq!(child_signal(test, "fault"), Some(libc::SIGSEGV));
+    }
+}

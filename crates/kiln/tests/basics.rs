@@ -753,3 +753,58 @@ fn many_instances_release_memory() {
         Instance::new(&mut store, &module, &[]).unwrap();
     }
 }
+
+#[test]
+fn failed_instantiation_leaves_store_consistent() {
+    let engine = Engine::default();
+    let lib = Module::new(
+        &engine,
+        r#"(module (table (export "tab") 3 funcref) (memory (export "mem") 1))"#,
+    )
+    .unwrap();
+    let bad = Module::new(
+        &engine,
+        r#"(module
+             (import "lib" "tab" (table 3 funcref))
+             (import "lib" "mem" (memory 1))
+             (func $f (result i32) i32.const 1)
+             (elem (i32.const 0) $f)
+             (data (i32.const 65536) "x"))"#,
+    )
+    .unwrap();
+    let good = Module::new(
+        &engine,
+        r#"(module
+             (import "lib" "tab" (table 3 funcref))
+             (func $g (result i32) i32.const 2)
+             (elem (i32.const 1) $g)
+             (func (export "call") (param i32) (result i32)
+               (call_indirect (result i32) (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut linker = Linker::new(&engine);
+    let lib_instance = linker.instantiate(&mut store, &lib).unwrap();
+    linker.instance(&mut store, "lib", lib_instance).unwrap();
+    for _ in 0..3 {
+        let err = linker.instantiate(&mut store, &bad).unwrap_err();
+        assert_eq!(trap_code(err), TrapCode::MemoryOutOfBounds);
+    }
+    let table = lib_instance.get_table(&mut store, "tab").unwrap();
+    assert_eq!(table.get(&mut store, 0), Some(Val::FuncRef(None)));
+    let instance = linker.instantiate(&mut store, &good).unwrap();
+    let call = instance
+        .get_typed_func::<i32, i32>(&mut store, "call")
+        .unwrap();
+    assert_eq!(call.call(&mut store, 1).unwrap(), 2);
+    assert_eq!(
+        trap_code(call.call(&mut store, 0).unwrap_err()),
+        TrapCode::IndirectCallToNull
+    );
+    let Some(Val::FuncRef(Some(g))) = table.get(&mut store, 1) else {
+        panic!("element 1 holds $g");
+    };
+    let mut out = [Val::I32(0)];
+    g.call(&mut store, &[], &mut out).unwrap();
+    assert_eq!(out[0], Val::I32(2));
+}

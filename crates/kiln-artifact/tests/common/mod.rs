@@ -322,7 +322,7 @@ fn const_of(ty: ValType, raw: &RawConst, info: &ModuleInfo) -> ConstExpr {
         .filter(|(_, g)| g.ty.content == ty)
         .map(|(i, _)| i)
         .collect();
-    if raw.pick % 4 == 0 && !imported_globals.is_empty() {
+    if raw.pick.is_multiple_of(4) && !imported_globals.is_empty() {
         return ConstExpr::GlobalGet(imported_globals[raw.index as usize % imported_globals.len()]);
     }
     let bits = raw.bits;
