@@ -157,6 +157,36 @@ fn real_artifact_loads_and_runs() {
 }
 
 #[test]
+fn unchecked_load_sees_the_same_module() {
+    let checked = Module::deserialize(host_engine(), artifact()).unwrap();
+    // SAFETY: the bytes were written by this engine's compiler in this process.
+    let unchecked = unsafe { Module::deserialize_unchecked(host_engine(), artifact()) }.unwrap();
+    let describe = |m: &Module| {
+        let imports: Vec<String> = m
+            .imports()
+            .map(|i| format!("{}::{} {}", i.module(), i.name(), i.ty()))
+            .collect();
+        let exports: Vec<String> = m
+            .exports()
+            .map(|e| format!("{} {}", e.name(), e.ty()))
+            .collect();
+        (m.name().map(str::to_owned), imports, exports)
+    };
+    assert_eq!(describe(&checked), describe(&unchecked));
+    assert_eq!(checked.name(), Some("props"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("props.kiln");
+    std::fs::write(&path, artifact()).unwrap();
+    let from_file = Module::deserialize_file(host_engine(), &path).unwrap();
+    // SAFETY: the file was just written from this engine's artifact and is not modified.
+    let from_file_unchecked =
+        unsafe { Module::deserialize_file_unchecked(host_engine(), &path) }.unwrap();
+    assert_eq!(describe(&checked), describe(&from_file));
+    assert_eq!(describe(&checked), describe(&from_file_unchecked));
+}
+
+#[test]
 fn two_compilations_are_byte_identical() {
     let engine = Engine::default();
     for wasm in [wasm(), many_functions(300)] {
@@ -230,6 +260,36 @@ fn foreign_target_artifact_is_refused_by_name() {
     ));
 }
 
+#[test]
+fn other_settings_are_refused() {
+    let mut explicit = Config::new();
+    explicit.bounds_checks(kiln::BoundsChecks::Explicit);
+    let mut unoptimised = Config::new();
+    unoptimised.opt_level(kiln::OptLevel::None);
+    for config in [explicit, unoptimised] {
+        let engine = Engine::new(&config).unwrap();
+        let bytes = engine.precompile_module(&wasm()).unwrap();
+        // Its own engine loads it.
+        Module::deserialize(&engine, &bytes).unwrap();
+        match Module::deserialize(host_engine(), &bytes) {
+            Err(Error::Artifact(ArtifactError::Settings { expected, found })) => {
+                assert_ne!(expected, found);
+            }
+            Err(other) => panic!("expected a settings mismatch, got {other:?}"),
+            Ok(_) => panic!("an artifact with other settings loaded"),
+        }
+    }
+}
+
+#[test]
+fn from_file_detects_an_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("props.kiln");
+    std::fs::write(&path, artifact()).unwrap();
+    let module = Module::from_file(host_engine(), &path).unwrap();
+    assert_eq!(module.serialize().unwrap(), artifact());
+}
+
 // ---- damaged artifacts ----
 
 #[derive(Clone, Debug)]
@@ -293,6 +353,26 @@ proptest! {
             prop_assert!(result.is_ok());
         } else {
             prop_assert!(result.is_err(), "damaged artifact loaded: {m:?}");
+        }
+    }
+
+    /// The same through the file loader, which maps the file instead of copying it.
+    #[test]
+    fn damaged_artifact_file_is_refused(m in mutation()) {
+        let original = artifact();
+        let mut file = original.to_vec();
+        apply(&mut file, &m);
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut tmp, &file).unwrap();
+        let result = Module::deserialize_file(host_engine(), tmp.path());
+        if file == original {
+            prop_assert!(result.is_ok());
+        } else {
+            prop_assert!(
+                matches!(result, Err(Error::Artifact(_))),
+                "damaged artifact file: {m:?} gave {:?}",
+                result.err()
+            );
         }
     }
 
