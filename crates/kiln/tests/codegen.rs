@@ -1,17 +1,14 @@
-//! Runs compiled code on the host (x86_64 Linux only) through a minimal hand-built instance,
-//! to check the ABI of `docs/design.md` end to end: array-to-wasm and wasm-to-array
-//! trampolines, direct and indirect calls, imported host functions, memories, globals, the
-//! `MemoryGrow` builtin and multi-value returns. Only non-trapping paths are exercised: a
-//! trap here has no handler and would kill the test process.
+//! Pins the calling convention and the trampolines end to end for every codegen setting:
+//! one module is compiled under each combination of [`OptLevel`] and [`BoundsChecks`] and run
+//! through the real runtime, with exact checks on what crosses the array-to-wasm and
+//! wasm-to-array trampolines (host imports with many mixed parameters and results,
+//! multi-value returns, a 12-parameter function), direct and indirect calls, control flow,
+//! memory accesses with offsets, `memory.grow`, globals, and integer and float edge cases.
+//! Floats are compared by their bits.
 
-#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
-
-mod harness;
-
-use std::cell::Cell;
-
-use harness::{Instance, ValRaw};
-use kiln_artifact::{BoundsChecks, CodegenSettings, OptLevel};
+use kiln::{
+    BoundsChecks, Caller, Config, Engine, FuncType, Instance, Linker, Module, OptLevel, Store, Val,
+};
 
 const MODULE: &str = r#"
 (module
@@ -126,33 +123,12 @@ const MODULE: &str = r#"
 )
 "#;
 
-thread_local! {
-    static LOGGED: Cell<u32> = const { Cell::new(0) };
-}
+/// The store's data: the last value passed to `env.log`, if any.
+type Logged = Option<i32>;
 
-unsafe extern "C" fn host_log(_host: *mut u8, _caller: *mut u8, values: *mut ValRaw, len: usize) {
-    assert_eq!(len, 1);
-    // SAFETY: the trampoline passes an array of `len` slots.
-    LOGGED.with(|l| l.set(unsafe { *values } as u32));
-}
-
-unsafe extern "C" fn host_twice(_host: *mut u8, _caller: *mut u8, values: *mut ValRaw, len: usize) {
-    assert_eq!(len, 1);
-    // SAFETY: the trampoline passes an array of `len` slots.
-    unsafe { *values = ValRaw::from((*values as u32).wrapping_mul(2)) };
-}
-
-/// Checks its nine parameters and returns six results of mixed types.
-unsafe extern "C" fn host_spread(
-    _host: *mut u8,
-    _caller: *mut u8,
-    values: *mut ValRaw,
-    len: usize,
-) {
-    assert_eq!(len, 9);
-    // SAFETY: the trampoline passes an array of `len` slots.
-    let values = unsafe { std::slice::from_raw_parts_mut(values, len) };
-    let expected = [
+/// The parameters `env.spread` must receive (those the module passes).
+fn spread_params() -> [Val; 9] {
+    [
         i64v(1),
         f64v(2.0),
         i32v(3),
@@ -162,45 +138,106 @@ unsafe extern "C" fn host_spread(
         i32v(7),
         f32v(8.0),
         i64v(9),
-    ];
-    assert_eq!(values, expected);
-    let results = [
+    ]
+}
+
+/// The results `env.spread` returns, and the export `spread` passes on.
+fn spread_results() -> [Val; 6] {
+    [
         f32v(-1.5),
         i64v(-2),
         f64v(3.25),
         i32v(-4),
         i64v(1 << 50),
         i32v(6),
-    ];
-    values[..results.len()].copy_from_slice(&results);
+    ]
 }
 
-fn instance(settings: CodegenSettings) -> Instance {
-    let wasm = wat::parse_str(MODULE).unwrap();
-    Instance::new(&wasm, settings, &[host_log, host_twice, host_spread]).unwrap()
+/// One instance of [`MODULE`] compiled with one codegen setting.
+struct Setup {
+    settings: (OptLevel, BoundsChecks),
+    store: Store<Logged>,
+    instance: Instance,
 }
 
-fn i32v(v: i32) -> ValRaw {
-    ValRaw::from(v as u32)
-}
-fn i64v(v: i64) -> ValRaw {
-    ValRaw::from(v as u64)
-}
-fn f32v(v: f32) -> ValRaw {
-    ValRaw::from(v.to_bits())
-}
-fn f64v(v: f64) -> ValRaw {
-    ValRaw::from(v.to_bits())
+impl Setup {
+    fn new(opt_level: OptLevel, bounds_checks: BoundsChecks) -> Setup {
+        let mut config = Config::new();
+        config.opt_level(opt_level).bounds_checks(bounds_checks);
+        let engine = Engine::new(&config).expect("engine");
+        let module = Module::new(&engine, MODULE).expect("module compiles");
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap("env", "log", |mut caller: Caller<'_, Logged>, v: i32| {
+                *caller.data_mut() = Some(v);
+            })
+            .unwrap();
+        linker
+            .func_wrap("env", "twice", |v: i32| v.wrapping_mul(2))
+            .unwrap();
+        let spread_ty = FuncType::new(
+            spread_params().iter().map(Val::ty),
+            spread_results().iter().map(Val::ty),
+        );
+        linker
+            .func_new("env", "spread", spread_ty, |_caller, params, results| {
+                assert_eq!(params, spread_params());
+                results.copy_from_slice(&spread_results());
+                Ok(())
+            })
+            .unwrap();
+        let mut store = Store::new(&engine, None);
+        let instance = linker
+            .instantiate(&mut store, &module)
+            .expect("instantiates");
+        Setup {
+            settings: (opt_level, bounds_checks),
+            store,
+            instance,
+        }
+    }
+
+    /// Calls export `name` through `Func::call` and returns its results.
+    fn call(&mut self, name: &str, args: &[Val]) -> Vec<Val> {
+        let func = self
+            .instance
+            .get_func(&mut self.store, name)
+            .unwrap_or_else(|| panic!("no function export {name}"));
+        let ty = func.ty(&self.store);
+        let mut results: Vec<Val> = ty
+            .results
+            .iter()
+            .map(|&t| Val::default_for(t).unwrap())
+            .collect();
+        func.call(&mut self.store, args, &mut results)
+            .unwrap_or_else(|e| panic!("{name} under {:?}: {e}", self.settings));
+        results
+    }
+
+    fn logged(&self) -> Logged {
+        *self.store.data()
+    }
 }
 
-fn all_settings() -> Vec<CodegenSettings> {
+fn i32v(v: i32) -> Val {
+    Val::I32(v)
+}
+fn i64v(v: i64) -> Val {
+    Val::I64(v)
+}
+fn f32v(v: f32) -> Val {
+    Val::F32(v.to_bits())
+}
+fn f64v(v: f64) -> Val {
+    Val::F64(v.to_bits())
+}
+
+/// An instance of [`MODULE`] for every combination of the codegen settings.
+fn all_settings() -> Vec<Setup> {
     let mut all = Vec::new();
     for opt_level in [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize] {
         for bounds_checks in [BoundsChecks::GuardPages, BoundsChecks::Explicit] {
-            all.push(CodegenSettings {
-                opt_level,
-                bounds_checks,
-            });
+            all.push(Setup::new(opt_level, bounds_checks));
         }
     }
     all
@@ -208,31 +245,32 @@ fn all_settings() -> Vec<CodegenSettings> {
 
 #[test]
 fn control_flow_and_calls() {
-    for settings in all_settings() {
-        let mut inst = instance(settings);
-        assert_eq!(inst.call("fib", &[i32v(20)]), [i32v(6765)]);
-        assert_eq!(inst.call("sum", &[i32v(100)]), [i64v(5050)]);
+    for mut inst in all_settings() {
+        let s = inst.settings;
+        assert_eq!(inst.call("fib", &[i32v(20)]), [i32v(6765)], "{s:?}");
+        assert_eq!(inst.call("sum", &[i32v(100)]), [i64v(5050)], "{s:?}");
         for (input, expected) in [(0, 110), (1, 120), (2, 100), (7, 100)] {
             assert_eq!(
                 inst.call("switch", &[i32v(input)]),
                 [i32v(expected)],
-                "switch {input}"
+                "switch {input} under {s:?}"
             );
         }
-        assert_eq!(inst.call("multi_block", &[i32v(0)]), [i32v(6)]);
-        assert_eq!(inst.call("multi_block", &[i32v(1)]), [i32v(106)]);
-        assert_eq!(inst.call("dead", &[i32v(1)]), [i32v(7)]);
-        assert_eq!(inst.call("dead", &[i32v(0)]), [i32v(8)]);
+        assert_eq!(inst.call("multi_block", &[i32v(0)]), [i32v(6)], "{s:?}");
+        assert_eq!(inst.call("multi_block", &[i32v(1)]), [i32v(106)], "{s:?}");
+        assert_eq!(inst.call("dead", &[i32v(1)]), [i32v(7)], "{s:?}");
+        assert_eq!(inst.call("dead", &[i32v(0)]), [i32v(8)], "{s:?}");
     }
 }
 
 #[test]
 fn values_cross_the_trampolines() {
-    for settings in all_settings() {
-        let mut inst = instance(settings);
+    for mut inst in all_settings() {
+        let s = inst.settings;
         assert_eq!(
             inst.call("swap", &[i32v(-3), i64v(1 << 40)]),
-            [i64v(1 << 40), i32v(-3), f64v(2.5), i64v(-7)]
+            [i64v(1 << 40), i32v(-3), f64v(2.5), i64v(-7)],
+            "{s:?}"
         );
         let args = [
             i32v(1),
@@ -248,64 +286,62 @@ fn values_cross_the_trampolines() {
             f32v(11.0),
             f64v(12.5),
         ];
-        assert_eq!(inst.call("many", &args), [f64v(78.5)]);
-        assert_eq!(inst.call("twice", &[i32v(21)]), [i32v(43)]);
-        assert_eq!(
-            inst.call("spread", &[]),
-            [
-                f32v(-1.5),
-                i64v(-2),
-                f64v(3.25),
-                i32v(-4),
-                i64v(1 << 50),
-                i32v(6)
-            ]
-        );
+        assert_eq!(inst.call("many", &args), [f64v(78.5)], "{s:?}");
+        assert_eq!(inst.call("twice", &[i32v(21)]), [i32v(43)], "{s:?}");
+        assert_eq!(inst.call("spread", &[]), spread_results(), "{s:?}");
+        assert_eq!(inst.logged(), None, "{s:?}");
         assert_eq!(
             inst.call("indirect", &[i32v(1), i32v(10), i32v(3)]),
-            [i32v(13)]
+            [i32v(13)],
+            "{s:?}"
         );
-        assert_eq!(LOGGED.with(Cell::get), 1);
+        assert_eq!(inst.logged(), Some(1), "{s:?}");
         assert_eq!(
             inst.call("indirect", &[i32v(2), i32v(10), i32v(3)]),
-            [i32v(7)]
+            [i32v(7)],
+            "{s:?}"
         );
-        assert_eq!(LOGGED.with(Cell::get), 2);
+        assert_eq!(inst.logged(), Some(2), "{s:?}");
     }
 }
 
 #[test]
 fn memory_and_globals() {
-    for settings in all_settings() {
-        let mut inst = instance(settings);
+    for mut inst in all_settings() {
+        let s = inst.settings;
         assert_eq!(
             inst.call("memory", &[i32v(100)]),
-            [i32v(0x8081fe), i32v(-2), i32v(0x8081), i64v(0xffff_ffff)]
+            [i32v(0x8081fe), i32v(-2), i32v(0x8081), i64v(0xffff_ffff)],
+            "{s:?}"
         );
         assert_eq!(
             inst.call("grow", &[]),
-            [i32v(1), i32v(2), i32v(-1), i32v(5)]
+            [i32v(1), i32v(2), i32v(-1), i32v(5)],
+            "{s:?}"
         );
-        assert_eq!(inst.call("bump", &[]), [i32v(42), i64v(1 << 32)]);
-        assert_eq!(inst.call("bump", &[]), [i32v(44), i64v(1 << 32)]);
+        assert_eq!(inst.call("bump", &[]), [i32v(42), i64v(1 << 32)], "{s:?}");
+        assert_eq!(inst.call("bump", &[]), [i32v(44), i64v(1 << 32)], "{s:?}");
     }
 }
 
 #[test]
 fn arithmetic_edge_cases() {
-    for settings in all_settings() {
-        let mut inst = instance(settings);
+    for mut inst in all_settings() {
+        let s = inst.settings;
         assert_eq!(
             inst.call("div", &[i32v(i32::MIN), i32v(-1), i64v(i64::MIN), i64v(-1)]),
-            [i32v(0), i32v(0), i64v(0), i64v(i64::MIN / 2)]
+            [i32v(0), i32v(0), i64v(0), i64v(i64::MIN / 2)],
+            "{s:?}"
         );
         assert_eq!(
             inst.call("div", &[i32v(-7), i32v(2), i64v(-7), i64v(2)]),
-            [i32v(-1), i32v(2147483644), i64v(-1), i64v(-3)]
+            [i32v(-1), i32v(2147483644), i64v(-1), i64v(-3)],
+            "{s:?}"
         );
         assert_eq!(
             inst.call("floats", &[f64v(2.5)]),
-            [f64v(2.0), f64v(-0.0), i32v(0), i64v(2), i32v(-128)]
+            [f64v(2.0), f64v(-0.0), i32v(0), i64v(2), i32v(-128)],
+            "{s:?}"
         );
     }
 }
