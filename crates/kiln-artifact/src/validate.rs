@@ -5,6 +5,7 @@
 //! *use*: a function's code lies in the text section, an export names an existing item,
 //! a data segment's bytes lie in the data section, and so on.
 
+use crate::entity::EntityRef;
 use crate::error::ArtifactError;
 use crate::module::*;
 use crate::types::*;
@@ -69,13 +70,19 @@ pub fn validate_metadata(
     data_len: u64,
 ) -> Result<(), ArtifactError> {
     let n_types = info.types.len();
+    // One identity per type, not per function: modules have far fewer types than functions.
+    let type_ids: Vec<SignatureId> = info
+        .types
+        .as_slice()
+        .iter()
+        .map(ArchivedFuncType::signature_id)
+        .collect();
     for (i, f) in info.functions.iter() {
         let ty = f.ty.native();
-        let decl = info
-            .types
-            .get(ty)
+        let id = type_ids
+            .get(ty.index())
             .ok_or_else(|| bad(format!("function {i:?} has type {ty} out of range")))?;
-        if decl.signature_id() != f.signature.native() {
+        if *id != f.signature.native() {
             return Err(bad(format!(
                 "function {i:?} has a signature id that does not match its type"
             )));
