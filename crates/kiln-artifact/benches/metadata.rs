@@ -1187,33 +1187,17 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("bincode/decode_standard", |b| {
-        b.iter(|| {
-            let (m, _): (mirror::ModuleInfo, usize) = bincode::serde::decode_from_slice(
-                black_box(&s.bincode_standard),
-                bincode::config::standard(),
-            )
-            .unwrap();
-            m
-        })
+        b.iter(|| decode_mirror(black_box(&s.bincode_standard), bincode::config::standard()))
     });
     g.bench_function("bincode/decode_legacy", |b| {
-        b.iter(|| {
-            let (m, _): (mirror::ModuleInfo, usize) = bincode::serde::decode_from_slice(
-                black_box(&s.bincode_legacy),
-                bincode::config::legacy(),
-            )
-            .unwrap();
-            m
-        })
+        b.iter(|| decode_mirror(black_box(&s.bincode_legacy), bincode::config::legacy()))
     });
     g.bench_function("bincode/decode_standard+to_module_info", |b| {
         b.iter(|| {
-            let (m, _): (mirror::ModuleInfo, usize) = bincode::serde::decode_from_slice(
+            ModuleInfo::from(decode_mirror(
                 black_box(&s.bincode_standard),
                 bincode::config::standard(),
-            )
-            .unwrap();
-            ModuleInfo::from(m)
+            ))
         })
     });
     g.finish();
@@ -1221,3 +1205,8 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(metadata, benches);
 criterion_main!(metadata);
+
+/// Decodes the serde mirror of the metadata with bincode.
+fn decode_mirror(bytes: &[u8], config: impl bincode::config::Config) -> mirror::ModuleInfo {
+    bincode::serde::decode_from_slice(bytes, config).unwrap().0
+}
