@@ -35,7 +35,9 @@ pub use entity::*;
 pub use error::ArtifactError;
 pub use header::{CompatInfo, HEADER_SIZE, Header, SectionRange};
 pub use module::*;
-pub use settings::{BoundsChecks, CodegenSettings, GUARD_RESERVATION, OptLevel};
+pub use settings::{
+    BoundsChecks, CodegenSettings, GUARD_RESERVATION, OptLevel, Proposal, Proposals,
+};
 pub use trap::{ArchivedTrapCode, ArchivedTrapRecord, TrapCode, TrapRecord};
 pub use types::*;
 pub use vmoffsets::{Builtin, VMCounts, VMOffsets};

@@ -32,6 +32,80 @@ pub enum BoundsChecks {
 /// leaves the reservation.
 pub const GUARD_RESERVATION: u64 = (8 << 30) + (64 << 10);
 
+/// A WebAssembly proposal that an engine can switch on or off.
+///
+/// Every proposal merged into WebAssembly 2.0 is on by default. Validation follows the set,
+/// and the set is part of an artifact's settings, so an engine with another set refuses the
+/// artifact instead of running code it would have rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Proposal {
+    /// Sign-extension operators (`i32.extend8_s`, ...).
+    SignExtension = 1 << 0,
+    /// Non-trapping float-to-int conversions (`i32.trunc_sat_f32_s`, ...).
+    SaturatingFloatToInt = 1 << 1,
+    /// Multiple results and block parameters.
+    MultiValue = 1 << 2,
+    /// Importing and exporting mutable globals.
+    MutableGlobal = 1 << 3,
+    /// `memory.copy`, `memory.fill`, passive segments, ...
+    BulkMemory = 1 << 4,
+    /// `funcref`/`externref` values, multiple tables, table instructions.
+    ReferenceTypes = 1 << 5,
+    /// 128-bit fixed-width SIMD.
+    Simd = 1 << 6,
+}
+
+impl Proposal {
+    /// Every proposal, in bit order.
+    pub const ALL: [Proposal; 7] = [
+        Proposal::SignExtension,
+        Proposal::SaturatingFloatToInt,
+        Proposal::MultiValue,
+        Proposal::MutableGlobal,
+        Proposal::BulkMemory,
+        Proposal::ReferenceTypes,
+        Proposal::Simd,
+    ];
+}
+
+/// A set of enabled [`Proposal`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Proposals(u32);
+
+impl Default for Proposals {
+    /// Everything in WebAssembly 2.0.
+    fn default() -> Self {
+        Self::WASM2
+    }
+}
+
+impl Proposals {
+    /// WebAssembly 1.0 alone.
+    pub const NONE: Proposals = Proposals(0);
+    /// Every proposal merged into WebAssembly 2.0.
+    pub const WASM2: Proposals = Proposals(0x7f);
+
+    /// Whether `p` is enabled.
+    pub const fn contains(self, p: Proposal) -> bool {
+        self.0 & p as u32 != 0
+    }
+
+    /// Enables or disables `p`.
+    pub fn set(&mut self, p: Proposal, on: bool) {
+        if on {
+            self.0 |= p as u32;
+        } else {
+            self.0 &= !(p as u32);
+        }
+    }
+
+    /// The bit mask, as written into artifact settings.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
 /// The settings that make generated code differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct CodegenSettings {
@@ -39,6 +113,8 @@ pub struct CodegenSettings {
     pub opt_level: OptLevel,
     /// Bounds-check strategy.
     pub bounds_checks: BoundsChecks,
+    /// Enabled WebAssembly proposals.
+    pub proposals: Proposals,
 }
 
 impl CodegenSettings {
@@ -53,6 +129,9 @@ impl CodegenSettings {
             BoundsChecks::GuardPages => "guard_pages",
             BoundsChecks::Explicit => "explicit",
         };
-        format!("opt_level={opt},bounds_checks={bounds}")
+        format!(
+            "opt_level={opt},bounds_checks={bounds},proposals={:#x}",
+            self.proposals.bits()
+        )
     }
 }

@@ -385,6 +385,7 @@ fn header_fields_roundtrip() {
         settings: CodegenSettings {
             opt_level: OptLevel::SpeedAndSize,
             bounds_checks: BoundsChecks::Explicit,
+            proposals: Default::default(),
         }
         .encode(),
         pointer_size: 8,

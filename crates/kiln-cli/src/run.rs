@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use kiln::{BoundsChecks, Config, Engine, Linker, Module, OptLevel, Store, Val, ValType};
+use kiln::{
+    BoundsChecks, Config, Engine, Linker, Module, OptLevel, Proposal, Proposals, Store, Val,
+    ValType,
+};
 use kiln_artifact::Header;
 
 use crate::wasi::{self, WasiCtx};
@@ -48,7 +51,7 @@ pub fn load_module(path: &Path) -> Result<(Engine, Module), CliError> {
 }
 
 /// The engine configuration matching an artifact's settings field
-/// (`opt_level=..,bounds_checks=..`); unknown values keep the defaults, so that loading
+/// (`opt_level=..,bounds_checks=..,proposals=..`); unknown values keep the defaults, so that loading
 /// then reports the mismatch.
 fn config_for(settings: &str) -> Config {
     let mut config = Config::new();
@@ -61,10 +64,24 @@ fn config_for(settings: &str) -> Config {
                 config.bounds_checks(BoundsChecks::GuardPages)
             }
             Some(("bounds_checks", "explicit")) => config.bounds_checks(BoundsChecks::Explicit),
+            Some(("proposals", bits)) => match parse_proposals(bits) {
+                Some(proposals) => config.wasm_proposals(proposals),
+                None => &mut config,
+            },
             _ => &mut config,
         };
     }
     config
+}
+
+/// The proposal set written as `proposals=0x..` in an artifact's settings.
+fn parse_proposals(bits: &str) -> Option<Proposals> {
+    let bits = u32::from_str_radix(bits.strip_prefix("0x")?, 16).ok()?;
+    let mut proposals = Proposals::NONE;
+    for p in Proposal::ALL {
+        proposals.set(p, bits & p as u32 != 0);
+    }
+    (proposals.bits() == bits).then_some(proposals)
 }
 
 /// Runs `kiln run`.
@@ -151,6 +168,12 @@ fn parse_arg(ty: ValType, text: &str) -> Result<Val, CliError> {
         ),
         ValType::F32 => Val::from(text.parse::<f32>().map_err(|_| bad())?),
         ValType::F64 => Val::from(text.parse::<f64>().map_err(|_| bad())?),
+        ValType::V128 => Val::V128(match text.strip_prefix("0x") {
+            Some(hex) => u128::from_str_radix(hex, 16).map_err(|_| bad())?,
+            None => text.parse::<u128>().map_err(|_| bad())?,
+        }),
+        ValType::FuncRef if text == "null" => Val::FuncRef(None),
+        ValType::ExternRef if text == "null" => Val::ExternRef(None),
         other => {
             return Err(fail!(
                 "cannot pass a {other} argument from the command line"
@@ -165,6 +188,7 @@ fn render(val: &Val) -> String {
         Val::I64(v) => v.to_string(),
         Val::F32(bits) => f32::from_bits(*bits).to_string(),
         Val::F64(bits) => f64::from_bits(*bits).to_string(),
+        Val::V128(v) => format!("0x{v:032x}"),
         Val::FuncRef(None) | Val::ExternRef(None) => "null".to_owned(),
         Val::FuncRef(Some(_)) => "<funcref>".to_owned(),
         Val::ExternRef(Some(n)) => format!("<externref {n}>"),

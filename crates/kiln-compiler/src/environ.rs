@@ -4,7 +4,8 @@
 use kiln_artifact::{
     ByteRange, ConstExpr, DataKind, DataSegment, ElemItems, ElemKind, ElemSegment, EntityIndex,
     FuncDecl, FuncIndex, FuncName, FuncType, GlobalDecl, GlobalIndex, GlobalType, Import,
-    MemoryIndex, MemoryType, ModuleInfo, RefType, TableIndex, TableType, TypeIndex, ValType,
+    MemoryIndex, MemoryType, ModuleInfo, Proposal, Proposals, RefType, TableIndex, TableType,
+    TypeIndex, ValType,
 };
 use wasmparser::{
     BinaryReaderError, ExternalKind, FunctionBody, KnownCustom, Name, Parser, Payload, TypeRef,
@@ -13,14 +14,26 @@ use wasmparser::{
 
 use crate::CompileError;
 
-/// The WebAssembly features Kiln accepts: 1.0 plus sign-extension, saturating float-to-int
-/// conversions, multi-value and mutable globals.
-pub fn features() -> WasmFeatures {
-    WasmFeatures::WASM1
-        | WasmFeatures::SIGN_EXTENSION
-        | WasmFeatures::SATURATING_FLOAT_TO_INT
-        | WasmFeatures::MULTI_VALUE
-        | WasmFeatures::MUTABLE_GLOBAL
+/// The WebAssembly features validation accepts: 1.0 plus the enabled proposals.
+pub fn features(proposals: Proposals) -> WasmFeatures {
+    // wasmparser's MVP is 1.0 without the mutable-global proposal.
+    let mut features = WasmFeatures::MVP;
+    let switches = [
+        (Proposal::SignExtension, WasmFeatures::SIGN_EXTENSION),
+        (
+            Proposal::SaturatingFloatToInt,
+            WasmFeatures::SATURATING_FLOAT_TO_INT,
+        ),
+        (Proposal::MultiValue, WasmFeatures::MULTI_VALUE),
+        (Proposal::MutableGlobal, WasmFeatures::MUTABLE_GLOBAL),
+        (Proposal::BulkMemory, WasmFeatures::BULK_MEMORY),
+        (Proposal::ReferenceTypes, WasmFeatures::REFERENCE_TYPES),
+        (Proposal::Simd, WasmFeatures::SIMD),
+    ];
+    for (proposal, feature) in switches {
+        features.set(feature, proposals.contains(proposal));
+    }
+    features
 }
 
 /// A validated module, ready for its functions to be translated.
@@ -35,8 +48,8 @@ pub struct ModuleEnv<'a> {
 
 impl<'a> ModuleEnv<'a> {
     /// Validates `wasm` and reads its sections.
-    pub fn parse(wasm: &'a [u8]) -> Result<Self, CompileError> {
-        Validator::new_with_features(features())
+    pub fn parse(wasm: &'a [u8], proposals: Proposals) -> Result<Self, CompileError> {
+        Validator::new_with_features(features(proposals))
             .validate_all(wasm)
             .map_err(|e| CompileError::Invalid(e.to_string()))?;
         let mut env = ModuleEnv {
@@ -298,6 +311,7 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, CompileErro
         Operator::I64Const { value } => ConstExpr::I64(value),
         Operator::F32Const { value } => ConstExpr::F32(value.bits()),
         Operator::F64Const { value } => ConstExpr::F64(value.bits()),
+        Operator::V128Const { value } => ConstExpr::V128(value.i128() as u128),
         Operator::GlobalGet { global_index } => ConstExpr::GlobalGet(GlobalIndex(global_index)),
         Operator::RefFunc { function_index } => ConstExpr::RefFunc(FuncIndex(function_index)),
         Operator::RefNull { hty } => ConstExpr::RefNull(match hty {

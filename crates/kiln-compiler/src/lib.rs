@@ -77,7 +77,7 @@ pub fn compat_info(config: &CompileConfig) -> Result<CompatInfo, CompileError> {
 /// config give the same artifact on any host and with any thread count.
 pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileError> {
     let target = Target::new(config)?;
-    let mut env = ModuleEnv::parse(wasm)?;
+    let mut env = ModuleEnv::parse(wasm, config.settings.proposals)?;
     let pieces = match config.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -125,7 +125,7 @@ pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileEr
 /// are not included.
 pub fn translate_to_clif(wasm: &[u8], config: &CompileConfig) -> Result<String, CompileError> {
     let target = Target::new(config)?;
-    let env = ModuleEnv::parse(wasm)?;
+    let env = ModuleEnv::parse(wasm, config.settings.proposals)?;
     let module = module_context(&env, &target, config);
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut text = String::new();

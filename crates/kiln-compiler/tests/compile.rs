@@ -166,6 +166,7 @@ fn kitchen_sink_compiles_for_every_target_and_setting() {
                 config.settings = CodegenSettings {
                     opt_level,
                     bounds_checks,
+                    ..Default::default()
                 };
                 let artifact = compile_ok(KITCHEN_SINK, &config);
                 let compat = compat_info(&config).unwrap();
@@ -200,7 +201,10 @@ fn compat_info_describes_the_target() {
         x86.cpu_features,
         "has_popcnt,has_sse3,has_sse41,has_sse42,has_ssse3"
     );
-    assert_eq!(x86.settings, "opt_level=speed,bounds_checks=guard_pages");
+    assert_eq!(
+        x86.settings,
+        "opt_level=speed,bounds_checks=guard_pages,proposals=0x7f"
+    );
     assert_eq!(x86.pointer_size, 8);
 
     let arm = compat_info(&config(Some(AARCH64), None)).unwrap();

@@ -2,7 +2,7 @@
 //! against expected patterns (floats by bits, NaN patterns, references).
 
 use kiln::Val;
-use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::{WastArg, WastRet};
 
 /// Converts a script argument into a value, or says why it cannot.
@@ -21,7 +21,7 @@ pub fn arg_to_val(arg: &WastArg<'_>) -> Result<Val, String> {
             None => return Err(format!("reference type {heap:?}")),
         },
         WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
-        WastArgCore::V128(_) => return Err("v128 argument".to_owned()),
+        WastArgCore::V128(v) => Val::V128(u128::from_le_bytes(v.to_le_bytes())),
         WastArgCore::RefHost(_) => return Err("ref.host argument".to_owned()),
     })
 }
@@ -58,16 +58,9 @@ fn matches_core(ret: &WastRetCore<'_>, val: &Val) -> Result<bool, String> {
     Ok(match (ret, val) {
         (WastRetCore::I32(e), Val::I32(a)) => e == a,
         (WastRetCore::I64(e), Val::I64(a)) => e == a,
-        (WastRetCore::F32(p), Val::F32(a)) => match p {
-            NanPattern::CanonicalNan => a & 0x7fff_ffff == 0x7fc0_0000,
-            NanPattern::ArithmeticNan => a & 0x7fc0_0000 == 0x7fc0_0000,
-            NanPattern::Value(e) => e.bits == *a,
-        },
-        (WastRetCore::F64(p), Val::F64(a)) => match p {
-            NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
-            NanPattern::ArithmeticNan => a & 0x7ff8_0000_0000_0000 == 0x7ff8_0000_0000_0000,
-            NanPattern::Value(e) => e.bits == *a,
-        },
+        (WastRetCore::F32(p), Val::F32(a)) => f32_matches(p, *a),
+        (WastRetCore::F64(p), Val::F64(a)) => f64_matches(p, *a),
+        (WastRetCore::V128(p), Val::V128(a)) => v128_matches(p, *a),
         (WastRetCore::RefNull(heap), Val::FuncRef(r)) => {
             r.is_none()
                 && heap
@@ -94,7 +87,6 @@ fn matches_core(ret: &WastRetCore<'_>, val: &Val) -> Result<bool, String> {
             }
             false
         }
-        (WastRetCore::V128(_), _) => return Err("v128 result".to_owned()),
         (
             WastRetCore::RefHost(_)
             | WastRetCore::RefAny
@@ -109,6 +101,35 @@ fn matches_core(ret: &WastRetCore<'_>, val: &Val) -> Result<bool, String> {
     })
 }
 
+fn f32_matches(p: &NanPattern<wast::token::F32>, a: u32) -> bool {
+    match p {
+        NanPattern::CanonicalNan => a & 0x7fff_ffff == 0x7fc0_0000,
+        NanPattern::ArithmeticNan => a & 0x7fc0_0000 == 0x7fc0_0000,
+        NanPattern::Value(e) => e.bits == a,
+    }
+}
+
+fn f64_matches(p: &NanPattern<wast::token::F64>, a: u64) -> bool {
+    match p {
+        NanPattern::CanonicalNan => a & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
+        NanPattern::ArithmeticNan => a & 0x7ff8_0000_0000_0000 == 0x7ff8_0000_0000_0000,
+        NanPattern::Value(e) => e.bits == a,
+    }
+}
+
+/// Lane by lane; float lanes follow the scalar NaN rules.
+fn v128_matches(p: &V128Pattern, a: u128) -> bool {
+    let lanes = |bits: u32| (0..128 / bits).map(move |i| (a >> (i * bits)) & ((1 << bits) - 1));
+    match p {
+        V128Pattern::I8x16(e) => lanes(8).zip(e).all(|(a, e)| a as u8 == *e as u8),
+        V128Pattern::I16x8(e) => lanes(16).zip(e).all(|(a, e)| a as u16 == *e as u16),
+        V128Pattern::I32x4(e) => lanes(32).zip(e).all(|(a, e)| a as u32 == *e as u32),
+        V128Pattern::I64x2(e) => lanes(64).zip(e).all(|(a, e)| a as u64 == *e as u64),
+        V128Pattern::F32x4(e) => lanes(32).zip(e).all(|(a, e)| f32_matches(e, a as u32)),
+        V128Pattern::F64x2(e) => lanes(64).zip(e).all(|(a, e)| f64_matches(e, a as u64)),
+    }
+}
+
 /// Renders a value as the spec writes it, e.g. `i32:42` or `f32:0x7fc00000`.
 pub fn render_val(val: &Val) -> String {
     match val {
@@ -116,6 +137,7 @@ pub fn render_val(val: &Val) -> String {
         Val::I64(v) => format!("i64:{v}"),
         Val::F32(b) => format!("f32:{} (0x{b:08x})", f32::from_bits(*b)),
         Val::F64(b) => format!("f64:{} (0x{b:016x})", f64::from_bits(*b)),
+        Val::V128(v) => format!("v128:0x{v:032x}"),
         Val::FuncRef(None) => "ref.null func".to_owned(),
         Val::FuncRef(Some(_)) => "ref.func".to_owned(),
         Val::ExternRef(None) => "ref.null extern".to_owned(),
@@ -148,6 +170,7 @@ fn render_core(ret: &WastRetCore<'_>) -> String {
         WastRetCore::F64(p) => nan(p, "f64", |v| {
             format!("{} (0x{:016x})", f64::from_bits(v.bits), v.bits)
         }),
+        WastRetCore::V128(p) => format!("v128:{p:?}"),
         WastRetCore::RefNull(_) => "ref.null".to_owned(),
         WastRetCore::RefExtern(Some(n)) => format!("ref.extern {n}"),
         WastRetCore::RefExtern(None) => "ref.extern".to_owned(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kiln_artifact::{BoundsChecks, CodegenSettings, CompatInfo, OptLevel};
+use kiln_artifact::{BoundsChecks, CodegenSettings, CompatInfo, OptLevel, Proposal, Proposals};
 use kiln_compiler::CompileConfig;
 
 use crate::Result;
@@ -50,6 +50,45 @@ impl Config {
     pub fn bounds_checks(&mut self, mode: BoundsChecks) -> &mut Self {
         self.settings.bounds_checks = mode;
         self
+    }
+
+    /// Enables or disables one WebAssembly proposal. Every proposal of WebAssembly 2.0 is
+    /// on by default; modules that use a disabled one fail validation, and artifacts
+    /// compiled with another set are refused with [`kiln_artifact::ArtifactError::Settings`].
+    pub fn wasm_proposal(&mut self, proposal: Proposal, enable: bool) -> &mut Self {
+        self.settings.proposals.set(proposal, enable);
+        self
+    }
+
+    /// Replaces the whole set of enabled proposals.
+    pub fn wasm_proposals(&mut self, proposals: Proposals) -> &mut Self {
+        self.settings.proposals = proposals;
+        self
+    }
+
+    /// The enabled proposals.
+    pub fn proposals(&self) -> Proposals {
+        self.settings.proposals
+    }
+
+    /// Bulk memory operations and passive segments (on by default).
+    pub fn wasm_bulk_memory(&mut self, enable: bool) -> &mut Self {
+        self.wasm_proposal(Proposal::BulkMemory, enable)
+    }
+
+    /// Reference types and multiple tables (on by default).
+    pub fn wasm_reference_types(&mut self, enable: bool) -> &mut Self {
+        self.wasm_proposal(Proposal::ReferenceTypes, enable)
+    }
+
+    /// 128-bit SIMD (on by default).
+    pub fn wasm_simd(&mut self, enable: bool) -> &mut Self {
+        self.wasm_proposal(Proposal::Simd, enable)
+    }
+
+    /// Multiple results and block parameters (on by default).
+    pub fn wasm_multi_value(&mut self, enable: bool) -> &mut Self {
+        self.wasm_proposal(Proposal::MultiValue, enable)
     }
 
     /// Sets how many bytes of stack wasm may use (default 512 KiB).

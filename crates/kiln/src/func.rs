@@ -30,11 +30,7 @@ pub(crate) fn host_fn_from_dyn<T: 'static>(
             .zip(raw.iter())
             .map(|(t, r)| Val::from_raw(store, *r, *t))
             .collect();
-        let mut results: Vec<Val> = ty
-            .results
-            .iter()
-            .map(|t| Val::default_for(*t).unwrap_or(Val::I32(0)))
-            .collect();
+        let mut results: Vec<Val> = ty.results.iter().map(|t| Val::default_for(*t)).collect();
         f(
             Caller {
                 store: &mut *store,

@@ -59,5 +59,6 @@ pub use kiln_artifact::ArtifactError;
 pub use kiln_compiler::CompileError;
 
 pub use kiln_artifact::{
-    BoundsChecks, FuncType, GlobalType, MemoryType, OptLevel, RefType, TableType, TrapCode, ValType,
+    BoundsChecks, FuncType, GlobalType, MemoryType, OptLevel, Proposal, Proposals, RefType,
+    TableType, TrapCode, ValType,
 };

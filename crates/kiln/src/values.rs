@@ -17,6 +17,8 @@ pub enum Val {
     F32(u32),
     /// An `f64`, as bits.
     F64(u64),
+    /// A `v128`, as its 16 bytes read little-endian (lane 0 in the low bits).
+    V128(u128),
     /// A `funcref` (`None` = null).
     FuncRef(Option<Func>),
     /// An `externref` (`None` = null), carrying a host-chosen number.
@@ -31,6 +33,7 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
+            Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
         }
@@ -68,17 +71,25 @@ impl Val {
         }
     }
 
+    /// The `v128`, if this is one.
+    pub fn v128(&self) -> Option<u128> {
+        match self {
+            Val::V128(v) => Some(*v),
+            _ => None,
+        }
+    }
+
     /// The default (zero or null) value of `ty`.
-    pub fn default_for(ty: ValType) -> Option<Val> {
-        Some(match ty {
+    pub fn default_for(ty: ValType) -> Val {
+        match ty {
             ValType::I32 => Val::I32(0),
             ValType::I64 => Val::I64(0),
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
             ValType::FuncRef => Val::FuncRef(None),
             ValType::ExternRef => Val::ExternRef(None),
-            ValType::V128 => return None,
-        })
+            ValType::V128 => Val::V128(0),
+        }
     }
 
     pub(crate) fn to_raw<T>(self, store: &mut RStore<T>) -> Result<ValRaw> {
@@ -87,6 +98,7 @@ impl Val {
             Val::I64(v) => ValRaw::from_u64(v as u64),
             Val::F32(v) => ValRaw::from_u32(v),
             Val::F64(v) => ValRaw::from_u64(v),
+            Val::V128(v) => ValRaw::from_u128(v),
             Val::FuncRef(None) | Val::ExternRef(None) => ValRaw::from_u64(0),
             Val::FuncRef(Some(f)) => {
                 f.check_store(store)?;
@@ -113,8 +125,7 @@ impl Val {
                 0 => None,
                 x => Some((x - 1) as u32),
             }),
-            // V128 values cannot cross the host boundary through `Val`.
-            ValType::V128 => Val::I64(raw.get_u64() as i64),
+            ValType::V128 => Val::V128(raw.get_u128()),
         }
     }
 }
@@ -137,6 +148,11 @@ impl From<f32> for Val {
 impl From<f64> for Val {
     fn from(v: f64) -> Val {
         Val::F64(v.to_bits())
+    }
+}
+impl From<u128> for Val {
+    fn from(v: u128) -> Val {
+        Val::V128(v)
     }
 }
 impl From<Func> for Val {

@@ -204,11 +204,7 @@ impl Setup {
             .get_func(&mut self.store, name)
             .unwrap_or_else(|| panic!("no function export {name}"));
         let ty = func.ty(&self.store);
-        let mut results: Vec<Val> = ty
-            .results
-            .iter()
-            .map(|&t| Val::default_for(t).unwrap())
-            .collect();
+        let mut results: Vec<Val> = ty.results.iter().map(|&t| Val::default_for(t)).collect();
         func.call(&mut self.store, args, &mut results)
             .unwrap_or_else(|e| panic!("{name} under {:?}: {e}", self.settings));
         results

@@ -71,7 +71,7 @@ fn access(op: &Operator<'_>) -> Option<(Access, MemArg)> {
 }
 
 /// Flags of a linear-memory access: little-endian, traps as out of bounds.
-fn heap_flags() -> MemFlagsData {
+pub(super) fn heap_flags() -> MemFlagsData {
     MemFlagsData::new()
         .with_endianness(Endianness::Little)
         .with_trap_code(Some(clif_trap(TrapCode::MemoryOutOfBounds)))
@@ -132,7 +132,7 @@ impl FuncTranslator<'_, '_> {
 
     /// The native address of an access of `size` bytes at `index`, as a base value and an
     /// immediate offset; checks the bounds explicitly if the settings ask for it.
-    fn heap_address(&mut self, memarg: &MemArg, index: Value, size: u8) -> (Value, i32) {
+    pub(super) fn heap_address(&mut self, memarg: &MemArg, index: Value, size: u8) -> (Value, i32) {
         let memory = match memarg.target {
             MemArgTarget::Memory(index) => MemoryIndex(index),
             MemArgTarget::Array(_) => unreachable!("GC arrays are not enabled"),

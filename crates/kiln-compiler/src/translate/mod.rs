@@ -3,13 +3,14 @@
 //! [`translate_function`] walks one validated function body operator by operator, keeping
 //! the wasm operand stack as a `Vec` of SSA values and the structured control flow as a stack
 //! of [`control::Frame`]s. Each operator family lives in its own file: control flow
-//! (`control`), linear memory and globals (`memory`), arithmetic and conversions (`numeric`)
-//! and calls (`calls`).
+//! (`control`), linear memory and globals (`memory`), arithmetic and conversions (`numeric`),
+//! 128-bit vectors (`simd`) and calls (`calls`).
 
 mod calls;
 mod control;
 mod memory;
 mod numeric;
+mod simd;
 
 use std::collections::HashMap;
 

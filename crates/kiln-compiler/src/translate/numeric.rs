@@ -162,9 +162,7 @@ impl FuncTranslator<'_, '_> {
             Operator::F32ReinterpretI32 => self.bitcast(F32),
             Operator::F64ReinterpretI64 => self.bitcast(F64),
 
-            ref other => {
-                return Err(CompileError::Unsupported(format!("operator {other:?}")));
-            }
+            ref other => return self.simd_op(other),
         }
         Ok(())
     }
