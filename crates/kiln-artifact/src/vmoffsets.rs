@@ -92,18 +92,38 @@ pub const HOST_FUNC_MAGIC: u32 = u32::from_le_bytes(*b"HOST");
 /// Index of each runtime helper in `VMBuiltinFunctions`, an array of function pointers.
 ///
 /// Every helper uses the target's default C calling convention and takes the caller's vmctx
-/// first.
+/// first. Helpers that can fail return a `u32` status, non-zero meaning "trap": generated
+/// code raises the trap itself (`trapnz`), so every trap keeps a trap record at a wasm
+/// offset and no host frame is ever unwound by a signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Builtin {
     /// `fn(vmctx, memory_index: u32, delta_pages: u64) -> u64`: the old size in pages, or
     /// `u64::MAX` if the memory cannot grow.
     MemoryGrow = 0,
+    /// `fn(vmctx, dst_memory: u32, dst: u64, src_memory: u32, src: u64, len: u64) -> u32`.
+    MemoryCopy,
+    /// `fn(vmctx, memory: u32, dst: u64, byte: u32, len: u64) -> u32`.
+    MemoryFill,
+    /// `fn(vmctx, memory: u32, data: u32, dst: u64, src: u32, len: u32) -> u32`.
+    MemoryInit,
+    /// `fn(vmctx, data: u32)`.
+    DataDrop,
+    /// `fn(vmctx, table: u32, delta: u32, init: u64) -> u32`: the old size, or `u32::MAX`.
+    TableGrow,
+    /// `fn(vmctx, table: u32, dst: u32, value: u64, len: u32) -> u32`.
+    TableFill,
+    /// `fn(vmctx, dst_table: u32, src_table: u32, dst: u32, src: u32, len: u32) -> u32`.
+    TableCopy,
+    /// `fn(vmctx, table: u32, elem: u32, dst: u32, src: u32, len: u32) -> u32`.
+    TableInit,
+    /// `fn(vmctx, elem: u32)`.
+    ElemDrop,
 }
 
 impl Builtin {
     /// Number of builtins.
-    pub const COUNT: u32 = 1;
+    pub const COUNT: u32 = 10;
 
     /// Offset of this builtin's pointer in `VMBuiltinFunctions`.
     pub const fn offset(self, pointer_size: u8) -> u32 {

@@ -5,7 +5,7 @@
 
 use cranelift_codegen::ir::{self, AbiParam, ArgumentPurpose, Signature, types};
 use cranelift_codegen::isa::CallConv;
-use kiln_artifact::{FuncType, TrapCode, ValType};
+use kiln_artifact::{Builtin, FuncType, TrapCode, ValType};
 
 /// The pointer type of every supported target.
 pub const POINTER_TYPE: ir::Type = types::I64;
@@ -45,13 +45,23 @@ pub fn array_call_signature(call_conv: CallConv) -> Signature {
     pointer_signature(call_conv, 4)
 }
 
-/// `fn(vmctx, memory_index: u32, delta_pages: u64) -> u64`: the `MemoryGrow` builtin.
-pub fn memory_grow_signature(call_conv: CallConv) -> Signature {
+/// The signature of `builtin`, as `kiln_artifact::Builtin` documents it.
+pub fn builtin_signature(builtin: Builtin, call_conv: CallConv) -> Signature {
+    use types::{I32, I64};
+    let (params, result): (&[ir::Type], Option<ir::Type>) = match builtin {
+        Builtin::MemoryGrow => (&[I32, I64], Some(I64)),
+        Builtin::MemoryCopy => (&[I32, I64, I32, I64, I64], Some(I32)),
+        Builtin::MemoryFill => (&[I32, I64, I32, I64], Some(I32)),
+        Builtin::MemoryInit => (&[I32, I32, I64, I32, I32], Some(I32)),
+        Builtin::DataDrop | Builtin::ElemDrop => (&[I32], None),
+        Builtin::TableGrow => (&[I32, I32, I64], Some(I32)),
+        Builtin::TableFill => (&[I32, I32, I64, I32], Some(I32)),
+        Builtin::TableCopy | Builtin::TableInit => (&[I32, I32, I32, I32, I32], Some(I32)),
+    };
     let mut sig = Signature::new(call_conv);
     sig.params.push(AbiParam::new(POINTER_TYPE));
-    sig.params.push(AbiParam::new(types::I32));
-    sig.params.push(AbiParam::new(types::I64));
-    sig.returns.push(AbiParam::new(types::I64));
+    sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    sig.returns.extend(result.map(AbiParam::new));
     sig
 }
 

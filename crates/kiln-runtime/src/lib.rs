@@ -30,6 +30,8 @@
 )))]
 compile_error!("kiln-runtime supports Linux on x86_64 and aarch64 only");
 
+pub mod builtins;
+pub mod bulk;
 pub mod func;
 pub mod instance;
 pub mod loader;

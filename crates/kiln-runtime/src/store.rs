@@ -1,15 +1,16 @@
 //! Stores: the owner of every instance, function, memory, table and global, plus calls into
 //! wasm and instantiation.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use kiln_artifact::{
-    ArchivedConstExpr, ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo,
-    DefinedFuncIndex, EntityIndex, FuncIndex, FuncType, GlobalType, MemoryType, TableType,
-    TrapCode,
+    ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo, DefinedFuncIndex,
+    EntityIndex, FuncIndex, FuncType, GlobalType, MemoryType, TableType, TrapCode,
 };
 
+use crate::builtins::BUILTINS;
 use crate::func::{HostFn, host_fn, new_host_context};
 use crate::instance::{Instance, VMContextAlloc};
 use crate::loader::LoadedModule;
@@ -17,8 +18,8 @@ use crate::memory::{Memory, MemoryStrategy};
 use crate::table::Table;
 use crate::traphandlers::{self, HostError, UnwindReason};
 use crate::vmcontext::{
-    BUILTINS, VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMHostFuncContext,
-    VMMemoryDefinition, VMStoreContext, VMTableDefinition, ValRaw,
+    VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMHostFuncContext, VMMemoryDefinition,
+    VMStoreContext, VMTableDefinition, ValRaw,
 };
 
 macro_rules! id {
@@ -174,27 +175,6 @@ pub struct Store<D> {
 unsafe impl<D: Send> Send for Store<D> {}
 // SAFETY: shared access to a store only reads; mutation needs `&mut Store`.
 unsafe impl<D: Sync> Sync for Store<D> {}
-
-fn raw_from_const(
-    e: &ArchivedConstExpr,
-    globals: &[*mut VMGlobalDefinition],
-    func_ref: impl Fn(FuncIndex) -> *const VMFuncRef,
-) -> ValRaw {
-    match e {
-        ArchivedConstExpr::I32(v) => ValRaw::from_u32(v.to_native() as u32),
-        ArchivedConstExpr::I64(v) => ValRaw::from_u64(v.to_native() as u64),
-        ArchivedConstExpr::F32(v) => ValRaw::from_u32(v.to_native()),
-        ArchivedConstExpr::F64(v) => ValRaw::from_u64(v.to_native()),
-        ArchivedConstExpr::V128(v) => ValRaw::from_u128(v.to_native()),
-        ArchivedConstExpr::GlobalGet(g) => globals
-            .get(g.native().0 as usize)
-            // SAFETY: global definitions stay valid for the store's lifetime.
-            .map(|&g| unsafe { read_global(g) })
-            .unwrap_or_default(),
-        ArchivedConstExpr::RefNull(_) => ValRaw::from_u64(0),
-        ArchivedConstExpr::RefFunc(f) => ValRaw::from_u64(func_ref(f.native()) as u64),
-    }
-}
 
 /// # Safety
 /// `def` must be a valid global definition.
@@ -488,6 +468,9 @@ impl StoreOpaque {
             memories: Vec::with_capacity(info.memories.len()),
             memory_ptrs: Vec::with_capacity(info.memories.len()),
             globals: Vec::with_capacity(info.globals.len()),
+            table_ptrs: Vec::with_capacity(info.tables.len()),
+            dropped_data: (0..info.data.len()).map(|_| Cell::new(false)).collect(),
+            dropped_elems: (0..info.elements.len()).map(|_| Cell::new(false)).collect(),
         });
         // The instance is kept even if initialisation fails: its vmctx holds the definitions
         // of memories, tables and globals already registered in the store, and its id must
@@ -562,7 +545,9 @@ impl StoreOpaque {
                     instance.funcs.push(f);
                 }
                 (EntityIndex::Table(i), Extern::Table(t)) => {
-                    let def = self.tables[t.0 as usize].definition();
+                    let table = &mut self.tables[t.0 as usize];
+                    let def = table.definition();
+                    instance.table_ptrs.push(&mut **table);
                     // SAFETY: see above.
                     unsafe {
                         vm.field::<*mut VMTableDefinition>(offsets.imported_table(i.0))
@@ -675,30 +660,19 @@ impl StoreOpaque {
             // SAFETY: as for memories.
             unsafe { table.relocate_definition(slot) };
             let tid = TableId(self.tables.len() as u32);
+            instance.table_ptrs.push(&mut *table);
             self.tables.push(table);
             instance.tables.push(tid);
         }
 
-        // Defined globals.
-        let func_ref_of = |f: FuncIndex| -> *const VMFuncRef {
-            if (f.0 as usize) < info.functions.len() {
-                vm.field::<VMFuncRef>(offsets.func_ref(f.0))
-            } else {
-                std::ptr::null()
-            }
-        };
+        // Defined globals, in order: an initialiser may read the globals before it.
         for (i, decl) in info
             .globals
             .iter()
             .skip(info.num_imported_globals.to_native() as usize)
         {
-            let defs: Vec<*mut VMGlobalDefinition> = instance
-                .globals
-                .iter()
-                .map(|g| self.globals[g.0 as usize].definition)
-                .collect();
             let value = match decl.init.as_ref() {
-                Some(e) => raw_from_const(e, &defs, func_ref_of),
+                Some(e) => instance.const_value(e),
                 None => ValRaw::default(),
             };
             let defined = i.0 - info.num_imported_globals.to_native();
@@ -718,67 +692,35 @@ impl StoreOpaque {
             instance.globals.push(gid);
         }
 
-        // Segments, WebAssembly 1.0: check that every active segment fits, then write.
-        let global_views: Vec<*mut VMGlobalDefinition> = instance
-            .globals
-            .iter()
-            .map(|g| self.globals[g.0 as usize].definition)
-            .collect();
-        let eval_offset = |e: &ArchivedConstExpr| -> u32 {
-            raw_from_const(e, &global_views, func_ref_of).get_u32()
-        };
-        let mut elem_writes = Vec::new();
-        for (_, seg) in info.elements.iter() {
-            if let ArchivedElemKind::Active { table, offset } = &seg.kind {
-                let start = eval_offset(offset) as u64;
-                let tid = instance.tables[table.native().0 as usize];
-                let len = match &seg.items {
-                    ArchivedElemItems::Functions(fs) => fs.len(),
-                    ArchivedElemItems::Exprs(es) => es.len(),
-                } as u64;
-                if start + len > u64::from(self.tables[tid.0 as usize].size()) {
-                    return Err(InstantiateError::Trap(Trap::new(
-                        TrapCode::TableOutOfBounds,
-                    )));
+        // Segments, WebAssembly 2.0: element segments then data segments, in order, each
+        // active one written as `table.init`/`memory.init` followed by its drop. The first
+        // that does not fit traps, leaving the writes before it in place.
+        for (e, seg) in info.elements.iter() {
+            match &seg.kind {
+                ArchivedElemKind::Active { table, offset } => {
+                    let dst = instance.const_value(offset).get_u32();
+                    let len = match &seg.items {
+                        ArchivedElemItems::Functions(fs) => fs.len(),
+                        ArchivedElemItems::Exprs(es) => es.len(),
+                    } as u32;
+                    instance
+                        .table_init(table.native().0, e.0, dst, 0, len)
+                        .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                    instance.elem_drop(e.0);
                 }
-                elem_writes.push((tid, start as u32, seg));
+                ArchivedElemKind::Declared => instance.elem_drop(e.0),
+                ArchivedElemKind::Passive => {}
             }
         }
-        let mut data_writes = Vec::new();
-        for (_, seg) in info.data.iter() {
+        for (d, seg) in info.data.iter() {
             if let ArchivedDataKind::Active { memory, offset } = &seg.kind {
-                let start = eval_offset(offset) as u64;
-                let mid = instance.memories[memory.native().0 as usize];
-                let bytes = seg.bytes.native();
-                if start + u64::from(bytes.len) > self.memories[mid.0 as usize].byte_len() as u64 {
-                    return Err(InstantiateError::Trap(Trap::new(
-                        TrapCode::MemoryOutOfBounds,
-                    )));
-                }
-                data_writes.push((mid, start as usize, bytes));
+                let dst = instance.const_value(offset).get_u32();
+                let len = seg.bytes.len.to_native();
+                instance
+                    .memory_init(memory.native().0, d.0, u64::from(dst), 0, len)
+                    .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                instance.data_drop(d.0);
             }
-        }
-        for (tid, start, seg) in elem_writes {
-            let items: Vec<*const VMFuncRef> = match &seg.items {
-                ArchivedElemItems::Functions(fs) => {
-                    fs.iter().map(|f| func_ref_of(f.native())).collect()
-                }
-                ArchivedElemItems::Exprs(es) => es
-                    .iter()
-                    .map(|e| {
-                        raw_from_const(e, &global_views, func_ref_of).get_u64() as usize
-                            as *const VMFuncRef
-                    })
-                    .collect(),
-            };
-            let table = &mut self.tables[tid.0 as usize];
-            for (k, item) in items.into_iter().enumerate() {
-                table.set(start + k as u32, item);
-            }
-        }
-        for (mid, start, bytes) in data_writes {
-            let src = &module.data()[bytes.start as usize..][..bytes.len as usize];
-            self.memories[mid.0 as usize].data_mut()[start..][..src.len()].copy_from_slice(src);
         }
 
         let start = info

@@ -96,6 +96,11 @@ impl Table {
         }
     }
 
+    /// The elements, mutably (for bulk operations; the length cannot change through it).
+    pub fn elements_mut(&mut self) -> &mut [*const VMFuncRef] {
+        &mut self.elements
+    }
+
     /// Grows by `delta` elements filled with `init`; returns the old size.
     pub fn grow(&mut self, delta: u32, init: *const VMFuncRef) -> Option<u32> {
         let old = self.size();

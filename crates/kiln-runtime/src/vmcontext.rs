@@ -177,19 +177,43 @@ const _: () =
     assert!(size_of::<VMGlobalDefinition>() == kiln_artifact::vmoffsets::VMGLOBAL_SIZE as usize);
 
 /// `VMBuiltinFunctions`: runtime helpers that generated code calls, indexed by
-/// `kiln_artifact::Builtin`.
+/// `kiln_artifact::Builtin` (signatures documented there).
 #[repr(C)]
 pub struct VMBuiltinFunctions {
     /// `Builtin::MemoryGrow`.
-    pub memory_grow: unsafe extern "C" fn(vmctx: *mut u8, memory_index: u32, delta: u64) -> u64,
+    pub memory_grow: unsafe extern "C" fn(*mut u8, u32, u64) -> u64,
+    /// `Builtin::MemoryCopy`.
+    pub memory_copy: unsafe extern "C" fn(*mut u8, u32, u64, u32, u64, u64) -> u32,
+    /// `Builtin::MemoryFill`.
+    pub memory_fill: unsafe extern "C" fn(*mut u8, u32, u64, u32, u64) -> u32,
+    /// `Builtin::MemoryInit`.
+    pub memory_init: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32, u32) -> u32,
+    /// `Builtin::DataDrop`.
+    pub data_drop: unsafe extern "C" fn(*mut u8, u32),
+    /// `Builtin::TableGrow`.
+    pub table_grow: unsafe extern "C" fn(*mut u8, u32, u32, u64) -> u32,
+    /// `Builtin::TableFill`.
+    pub table_fill: unsafe extern "C" fn(*mut u8, u32, u32, u64, u32) -> u32,
+    /// `Builtin::TableCopy`.
+    pub table_copy: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
+    /// `Builtin::TableInit`.
+    pub table_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
+    /// `Builtin::ElemDrop`.
+    pub elem_drop: unsafe extern "C" fn(*mut u8, u32),
 }
 
-const _: () = assert!(
-    offset_of!(VMBuiltinFunctions, memory_grow)
-        == kiln_artifact::Builtin::MemoryGrow.offset(8) as usize
-);
-
-/// The one table of builtins every instance points to.
-pub static BUILTINS: VMBuiltinFunctions = VMBuiltinFunctions {
-    memory_grow: crate::instance::memory_grow_builtin,
+const _: () = {
+    use kiln_artifact::Builtin;
+    let p = size_of::<usize>() as u8;
+    assert!(offset_of!(VMBuiltinFunctions, memory_grow) == Builtin::MemoryGrow.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, memory_copy) == Builtin::MemoryCopy.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, memory_fill) == Builtin::MemoryFill.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, memory_init) == Builtin::MemoryInit.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, data_drop) == Builtin::DataDrop.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, table_grow) == Builtin::TableGrow.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, table_fill) == Builtin::TableFill.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, table_copy) == Builtin::TableCopy.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, table_init) == Builtin::TableInit.offset(p) as usize);
+    assert!(offset_of!(VMBuiltinFunctions, elem_drop) == Builtin::ElemDrop.offset(p) as usize);
+    assert!(size_of::<VMBuiltinFunctions>() == Builtin::COUNT as usize * size_of::<usize>());
 };

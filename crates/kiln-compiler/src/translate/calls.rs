@@ -100,7 +100,7 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// The `VMTableDefinition` of `table`: a pointer and an offset from it.
-    fn table_definition(&mut self, table: TableIndex) -> (Value, u32) {
+    pub(super) fn table_definition(&mut self, table: TableIndex) -> (Value, u32) {
         let info = self.module.info;
         let offsets = self.module.offsets;
         match info.defined_table_index(table) {

@@ -8,13 +8,13 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self, Endianness, InstBuilder, MemFlagsData, Value, types};
-use kiln_artifact::vmoffsets::{Builtin, memory_definition};
-use kiln_artifact::{BoundsChecks, GlobalIndex, MemoryIndex, TrapCode};
+use kiln_artifact::vmoffsets::memory_definition;
+use kiln_artifact::{BoundsChecks, Builtin, GlobalIndex, MemoryIndex, TrapCode};
 use wasmparser::{MemArg, MemArgTarget, Operator};
 
 use super::FuncTranslator;
 use crate::CompileError;
-use crate::abi::{POINTER_TYPE, clif_trap, clif_type, memory_grow_signature};
+use crate::abi::{POINTER_TYPE, clif_trap, clif_type};
 
 /// How a memory access moves its value.
 #[derive(Clone, Copy)]
@@ -198,23 +198,10 @@ impl FuncTranslator<'_, '_> {
     fn memory_grow(&mut self, memory: MemoryIndex) {
         let delta = self.pop();
         let delta = self.builder.ins().uextend(types::I64, delta);
-        let builtins = self.load_vm(POINTER_TYPE, self.vmctx, self.module.offsets.builtins());
-        let callee = self.load_vm(
-            POINTER_TYPE,
-            builtins,
-            Builtin::MemoryGrow.offset(crate::isa::POINTER_SIZE),
-        );
-        let sig = self
-            .builder
-            .import_signature(memory_grow_signature(self.module.call_conv));
         let index = self.builder.ins().iconst(types::I32, i64::from(memory.0));
-        let call = self
-            .builder
-            .ins()
-            .call_indirect(sig, callee, &[self.vmctx, index, delta]);
-        let old = self.builder.inst_results(call)[0];
+        let old = self.call_builtin(Builtin::MemoryGrow, &[index, delta]);
         // Old sizes are at most 2^16 pages, and u64::MAX truncates to -1.
-        let old = self.builder.ins().ireduce(types::I32, old);
+        let old = self.builder.ins().ireduce(types::I32, old[0]);
         self.push(old);
     }
 

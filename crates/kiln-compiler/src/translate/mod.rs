@@ -3,14 +3,17 @@
 //! [`translate_function`] walks one validated function body operator by operator, keeping
 //! the wasm operand stack as a `Vec` of SSA values and the structured control flow as a stack
 //! of [`control::Frame`]s. Each operator family lives in its own file: control flow
-//! (`control`), linear memory and globals (`memory`), arithmetic and conversions (`numeric`),
-//! 128-bit vectors (`simd`) and calls (`calls`).
+//! (`control`), linear memory and globals (`memory`), bulk memory operations (`bulk`),
+//! tables and references (`tables`), arithmetic and conversions (`numeric`), 128-bit
+//! vectors (`simd`) and calls (`calls`).
 
+mod bulk;
 mod calls;
 mod control;
 mod memory;
 mod numeric;
 mod simd;
+mod tables;
 
 use std::collections::HashMap;
 
@@ -23,12 +26,13 @@ use cranelift_codegen::packed_option::ReservedValue;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use kiln_artifact::vmoffsets::store_context;
 use kiln_artifact::{
-    CodegenSettings, DefinedFuncIndex, FuncIndex, ModuleInfo, TypeIndex, VMOffsets,
+    Builtin, CodegenSettings, DefinedFuncIndex, FuncIndex, ModuleInfo, TrapCode, TypeIndex,
+    VMOffsets,
 };
 use wasmparser::{FunctionBody, Operator};
 
 use crate::CompileError;
-use crate::abi::{POINTER_TYPE, clif_type, wasm_signature};
+use crate::abi::{POINTER_TYPE, builtin_signature, clif_trap, clif_type, wasm_signature};
 use control::Frame;
 
 /// What the translator needs to know about the module and target.
@@ -211,6 +215,21 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             | Operator::Return => self.control_op(op)?,
             Operator::Call { .. } | Operator::CallIndirect { .. } => self.call_op(op)?,
             Operator::MemorySize { .. } | Operator::MemoryGrow { .. } => self.memory_op(op)?,
+            Operator::MemoryCopy { .. }
+            | Operator::MemoryFill { .. }
+            | Operator::MemoryInit { .. }
+            | Operator::DataDrop { .. } => self.bulk_memory_op(op),
+            Operator::TableGet { .. }
+            | Operator::TableSet { .. }
+            | Operator::TableSize { .. }
+            | Operator::TableGrow { .. }
+            | Operator::TableFill { .. }
+            | Operator::TableCopy { .. }
+            | Operator::TableInit { .. }
+            | Operator::ElemDrop { .. }
+            | Operator::RefNull { .. }
+            | Operator::RefIsNull
+            | Operator::RefFunc { .. } => self.table_op(op),
             _ if memory::is_access(op) => self.memory_op(op)?,
             _ => self.numeric_op(op)?,
         }
@@ -273,6 +292,28 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         self.builder
             .ins()
             .store(MemFlagsData::trusted(), value, base, offset);
+    }
+
+    /// Calls a runtime builtin with the caller's vmctx and `args`; returns its results.
+    fn call_builtin(&mut self, builtin: Builtin, args: &[Value]) -> Vec<Value> {
+        let builtins = self.load_vm(POINTER_TYPE, self.vmctx, self.module.offsets.builtins());
+        let callee = self.load_vm(
+            POINTER_TYPE,
+            builtins,
+            builtin.offset(crate::isa::POINTER_SIZE),
+        );
+        let sig = self
+            .builder
+            .import_signature(builtin_signature(builtin, self.module.call_conv));
+        let args = [&[self.vmctx][..], args].concat();
+        let call = self.builder.ins().call_indirect(sig, callee, &args);
+        self.builder.inst_results(call).to_vec()
+    }
+
+    /// Calls a builtin that returns a status and traps with `code` if it is non-zero.
+    fn call_checked_builtin(&mut self, builtin: Builtin, args: &[Value], code: TrapCode) {
+        let status = self.call_builtin(builtin, args)[0];
+        self.builder.ins().trapnz(status, clif_trap(code));
     }
 
     /// Keeps `offset` in Cranelift's signed 32-bit immediate, adding it to `base` if needed.

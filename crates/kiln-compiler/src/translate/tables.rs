@@ -1,0 +1,125 @@
+//! Tables and references: `table.get/set/size` inline through the `VMTableDefinition`,
+//! `table.grow/fill/copy/init` and `elem.drop` through runtime builtins, and `ref.null`,
+//! `ref.is_null`, `ref.func`.
+//!
+//! A reference is one pointer-sized value, 0 meaning null: a `funcref` points to a
+//! `VMFuncRef` (for `ref.func`, the one in the instance's own vmctx), an `externref` is an
+//! opaque handle that only the runtime interprets. Table elements hold the same values.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+use kiln_artifact::vmoffsets::table_definition;
+use kiln_artifact::{Builtin, TableIndex, TrapCode};
+use wasmparser::Operator;
+
+use super::FuncTranslator;
+use crate::abi::{POINTER_TYPE, clif_trap};
+
+impl FuncTranslator<'_, '_> {
+    /// Translates a table or reference operator.
+    pub(super) fn table_op(&mut self, op: &Operator<'_>) {
+        match *op {
+            Operator::TableGet { table } => {
+                let index = self.pop();
+                let slot = self.table_slot(TableIndex(table), index);
+                let v = self.load_vm(POINTER_TYPE, slot, 0);
+                self.push(v);
+            }
+            Operator::TableSet { table } => {
+                let value = self.pop();
+                let index = self.pop();
+                let slot = self.table_slot(TableIndex(table), index);
+                self.store_vm(value, slot, 0);
+            }
+            Operator::TableSize { table } => {
+                let (def, offset) = self.table_definition(TableIndex(table));
+                let size =
+                    self.load_vm(types::I32, def, offset + table_definition::CURRENT_ELEMENTS);
+                self.push(size);
+            }
+            Operator::TableGrow { table } => {
+                let delta = self.pop();
+                let init = self.pop();
+                let table = self.const_u32(table);
+                let old = self.call_builtin(Builtin::TableGrow, &[table, delta, init]);
+                self.push(old[0]);
+            }
+            Operator::TableFill { table } => {
+                let len = self.pop();
+                let value = self.pop();
+                let dst = self.pop();
+                let table = self.const_u32(table);
+                self.call_checked_builtin(
+                    Builtin::TableFill,
+                    &[table, dst, value, len],
+                    TrapCode::TableOutOfBounds,
+                );
+            }
+            Operator::TableCopy {
+                dst_table,
+                src_table,
+            } => {
+                let len = self.pop();
+                let src = self.pop();
+                let dst = self.pop();
+                let dst_table = self.const_u32(dst_table);
+                let src_table = self.const_u32(src_table);
+                self.call_checked_builtin(
+                    Builtin::TableCopy,
+                    &[dst_table, src_table, dst, src, len],
+                    TrapCode::TableOutOfBounds,
+                );
+            }
+            Operator::TableInit { elem_index, table } => {
+                let len = self.pop();
+                let src = self.pop();
+                let dst = self.pop();
+                let table = self.const_u32(table);
+                let elem = self.const_u32(elem_index);
+                self.call_checked_builtin(
+                    Builtin::TableInit,
+                    &[table, elem, dst, src, len],
+                    TrapCode::TableOutOfBounds,
+                );
+            }
+            Operator::ElemDrop { elem_index } => {
+                let elem = self.const_u32(elem_index);
+                self.call_builtin(Builtin::ElemDrop, &[elem]);
+            }
+            Operator::RefNull { .. } => {
+                let null = self.builder.ins().iconst(POINTER_TYPE, 0);
+                self.push(null);
+            }
+            Operator::RefIsNull => {
+                let v = self.pop();
+                let is_null = self.builder.ins().icmp_imm_u(IntCC::Equal, v, 0);
+                let is_null = self.builder.ins().uextend(types::I32, is_null);
+                self.push(is_null);
+            }
+            Operator::RefFunc { function_index } => {
+                let offset = self.module.offsets.func_ref(function_index);
+                let v = self.builder.ins().iadd_imm_u(self.vmctx, i64::from(offset));
+                self.push(v);
+            }
+            _ => unreachable!("not a table operator: {op:?}"),
+        }
+    }
+
+    /// The address of element `index` of `table`, after a bounds check that traps with
+    /// `TableOutOfBounds`.
+    fn table_slot(&mut self, table: TableIndex, index: Value) -> Value {
+        let (def, offset) = self.table_definition(table);
+        let base = self.load_vm(POINTER_TYPE, def, offset + table_definition::BASE);
+        let len = self.load_vm(types::I32, def, offset + table_definition::CURRENT_ELEMENTS);
+        let oob = self
+            .builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+        self.builder
+            .ins()
+            .trapnz(oob, clif_trap(TrapCode::TableOutOfBounds));
+        let index = self.builder.ins().uextend(POINTER_TYPE, index);
+        let scaled = self.builder.ins().ishl_imm_u(index, 3);
+        self.builder.ins().iadd(base, scaled)
+    }
+}

@@ -1,0 +1,161 @@
+//! The runtime helpers that generated code calls through `VMBuiltinFunctions`
+//! (`kiln_artifact::Builtin`): thin `extern "C"` entry points that find the calling
+//! instance from its vmctx and run the operation in [`crate::bulk`] or on a memory.
+//!
+//! Helpers never unwind or longjmp: a failure is returned as a non-zero status, and the
+//! generated code raises the trap itself.
+
+use crate::instance::Instance;
+use crate::vmcontext::VMBuiltinFunctions;
+
+/// The one table of builtins every instance points to.
+pub static BUILTINS: VMBuiltinFunctions = VMBuiltinFunctions {
+    memory_grow,
+    memory_copy,
+    memory_fill,
+    memory_init,
+    data_drop,
+    table_grow,
+    table_fill,
+    table_copy,
+    table_init,
+    elem_drop,
+};
+
+/// The instance whose vmctx generated code passed.
+///
+/// # Safety
+/// `vmctx` must be the vmctx of a live instance (generated code passes its own).
+unsafe fn caller<'a>(vmctx: *mut u8) -> &'a Instance {
+    // SAFETY: the caller's promise.
+    unsafe { Instance::from_vmctx(vmctx) }
+}
+
+fn status(result: Result<(), kiln_artifact::TrapCode>) -> u32 {
+    u32::from(result.is_err())
+}
+
+/// `Builtin::MemoryGrow`: the old size in pages, or `u64::MAX`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn memory_grow(vmctx: *mut u8, memory_index: u32, delta: u64) -> u64 {
+    // SAFETY: generated code passes its own live vmctx.
+    let instance = unsafe { caller(vmctx) };
+    let Some(&memory) = instance.memory_ptrs.get(memory_index as usize) else {
+        return u64::MAX;
+    };
+    // SAFETY: memories are boxed in the store, which outlives every call into its
+    // instances; wasm is running, so no host reference to the memory is alive.
+    let memory = unsafe { &mut *memory };
+    memory.grow(delta).unwrap_or(u64::MAX)
+}
+
+/// `Builtin::MemoryCopy`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn memory_copy(
+    vmctx: *mut u8,
+    dst_mem: u32,
+    dst: u64,
+    src_mem: u32,
+    src: u64,
+    len: u64,
+) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    status(unsafe { caller(vmctx) }.memory_copy(dst_mem, dst, src_mem, src, len))
+}
+
+/// `Builtin::MemoryFill`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn memory_fill(vmctx: *mut u8, mem: u32, dst: u64, byte: u32, len: u64) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    status(unsafe { caller(vmctx) }.memory_fill(mem, dst, byte as u8, len))
+}
+
+/// `Builtin::MemoryInit`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn memory_init(
+    vmctx: *mut u8,
+    mem: u32,
+    data: u32,
+    dst: u64,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    status(unsafe { caller(vmctx) }.memory_init(mem, data, dst, src, len))
+}
+
+/// `Builtin::DataDrop`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn data_drop(vmctx: *mut u8, data: u32) {
+    // SAFETY: generated code passes its own live vmctx.
+    unsafe { caller(vmctx) }.data_drop(data);
+}
+
+/// `Builtin::TableGrow`: the old size, or `u32::MAX`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u32, delta: u32, init: u64) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    unsafe { caller(vmctx) }.table_grow(table, delta, init)
+}
+
+/// `Builtin::TableFill`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn table_fill(vmctx: *mut u8, table: u32, dst: u32, value: u64, len: u32) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    status(unsafe { caller(vmctx) }.table_fill(table, dst, value, len))
+}
+
+/// `Builtin::TableCopy`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn table_copy(
+    vmctx: *mut u8,
+    dst_table: u32,
+    src_table: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    status(unsafe { caller(vmctx) }.table_copy(dst_table, src_table, dst, src, len))
+}
+
+/// `Builtin::TableInit`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn table_init(
+    vmctx: *mut u8,
+    table: u32,
+    elem: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    status(unsafe { caller(vmctx) }.table_init(table, elem, dst, src, len))
+}
+
+/// `Builtin::ElemDrop`.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn elem_drop(vmctx: *mut u8, elem: u32) {
+    // SAFETY: generated code passes its own live vmctx.
+    unsafe { caller(vmctx) }.elem_drop(elem);
+}
