@@ -795,7 +795,10 @@ fn failed_instantiation_leaves_store_consistent() {
     // The element segment came before the failing data segment, so (2.0 semantics) the
     // failed instance's $f stays in the shared table, and stays callable.
     let table = lib_instance.get_table(&mut store, "tab").unwrap();
-    assert!(matches!(table.get(&mut store, 0), Some(Val::FuncRef(Some(_)))));
+    assert!(matches!(
+        table.get(&mut store, 0),
+        Some(Val::FuncRef(Some(_)))
+    ));
     let instance = linker.instantiate(&mut store, &good).unwrap();
     let call = instance
         .get_typed_func::<i32, i32>(&mut store, "call")
