@@ -191,6 +191,6 @@ fn render(val: &Val) -> String {
         Val::V128(v) => format!("0x{v:032x}"),
         Val::FuncRef(None) | Val::ExternRef(None) => "null".to_owned(),
         Val::FuncRef(Some(_)) => "<funcref>".to_owned(),
-        Val::ExternRef(Some(n)) => format!("<externref {n}>"),
+        Val::ExternRef(Some(_)) => "<externref>".to_owned(),
     }
 }

@@ -2,8 +2,8 @@
 //! is deterministic and accepted by the checked loader, and the metadata is as expected.
 
 use kiln_artifact::{
-    BoundsChecks, CodegenSettings, EntityIndex, FuncIndex, MemoryIndex, OptLevel, TrapCode,
-    open_checked,
+    BoundsChecks, CodegenSettings, EntityIndex, FuncIndex, MemoryIndex, OptLevel, Proposal,
+    TrapCode, open_checked,
 };
 use kiln_compiler::{CompileConfig, CompileError, compat_info, compile};
 
@@ -281,21 +281,57 @@ fn invalid_wasm_is_rejected() {
 }
 
 #[test]
-fn proposals_outside_the_supported_set_are_rejected() {
+fn proposals_after_2_0_are_rejected() {
     let modules = [
-        "(module (func (drop (v128.const i32x4 0 0 0 0))))",
-        "(module (memory 1) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))",
-        "(module (table 1 externref) (func (drop (table.get 0 (i32.const 0)))))",
         "(module (func $f (return_call $f)))",
         "(module (memory 1) (memory 1))",
         "(module (memory i64 1))",
     ];
     for wat in modules {
         let err = compile(&wasm(wat), &config(None, None)).unwrap_err();
-        assert!(
-            matches!(err, CompileError::Invalid(_) | CompileError::Unsupported(_)),
-            "{wat}: {err}"
+        assert!(matches!(err, CompileError::Invalid(_)), "{wat}: {err}");
+    }
+}
+
+#[test]
+fn disabled_proposals_are_rejected_and_recorded() {
+    let cases = [
+        (
+            Proposal::Simd,
+            "(module (func (drop (v128.const i32x4 0 0 0 0))))",
+        ),
+        (
+            Proposal::BulkMemory,
+            "(module (memory 1) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))",
+        ),
+        (
+            Proposal::ReferenceTypes,
+            "(module (table 1 externref) (func (drop (table.get 0 (i32.const 0)))))",
+        ),
+        (
+            Proposal::SignExtension,
+            "(module (func (drop (i32.extend8_s (i32.const 0)))))",
+        ),
+        (
+            Proposal::MultiValue,
+            "(module (func (result i32 i32) (i32.const 0) (i32.const 1)))",
+        ),
+    ];
+    for (proposal, wat) in cases {
+        let mut config = config(None, None);
+        config.settings.proposals.set(proposal, false);
+        let err = compile(&wasm(wat), &config).unwrap_err();
+        assert!(matches!(err, CompileError::Invalid(_)), "{wat}: {err}");
+        // The set is part of the settings an artifact records.
+        let compat = compat_info(&config).unwrap();
+        assert_ne!(
+            compat.settings,
+            compat_info(&self::config(None, None)).unwrap().settings
         );
+    }
+    // Bulk memory and reference types compile when enabled (the default).
+    for (_, wat) in &cases[1..] {
+        compile(&wasm(wat), &config(None, None)).unwrap();
     }
 }
 

@@ -1,6 +1,7 @@
 //! Stores: the owner of every instance, function, memory, table and global, plus calls into
 //! wasm and instantiation.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,6 +161,10 @@ pub struct StoreOpaque {
     modules: Vec<Arc<LoadedModule>>,
     code_ranges: Box<Vec<(usize, usize)>>,
     func_refs: HashMap<usize, FuncId>,
+    /// The host objects behind `externref` values; a value is its index plus one. Objects
+    /// live as long as the store (there is no collection while it lives), and are dropped
+    /// with it, wherever wasm left references to them.
+    extern_objects: Vec<Box<dyn Any + Send + Sync>>,
 }
 
 /// A store with host data `D`.
@@ -202,6 +207,7 @@ impl<D: 'static> Store<D> {
                 modules: Vec::new(),
                 code_ranges: Box::default(),
                 func_refs: HashMap::new(),
+                extern_objects: Vec::new(),
             },
             data,
         }
@@ -787,6 +793,18 @@ impl StoreOpaque {
         let table = Table::new(ty, init)?;
         self.tables.push(table);
         Ok(TableId(self.tables.len() as u32 - 1))
+    }
+
+    /// Stores a host object and returns the raw, non-zero `externref` value that names it.
+    pub fn new_extern_object(&mut self, object: Box<dyn Any + Send + Sync>) -> u64 {
+        self.extern_objects.push(object);
+        self.extern_objects.len() as u64
+    }
+
+    /// The host object named by a raw, non-null `externref` value.
+    pub fn extern_object(&self, raw: u64) -> Option<&(dyn Any + Send + Sync)> {
+        let index = usize::try_from(raw.checked_sub(1)?).ok()?;
+        self.extern_objects.get(index).map(|b| &**b)
     }
 
     /// Creates a host global holding `value`.

@@ -229,7 +229,7 @@ impl Script {
         let args = invoke
             .args
             .iter()
-            .map(arg_to_val)
+            .map(|a| arg_to_val(a, &mut self.store))
             .collect::<Result<Vec<_>, _>>()
             .map_err(Failure::Unsupported)?;
         let count = func.ty(&self.store).results.len();
@@ -259,14 +259,14 @@ impl Script {
         };
         let mut ok = got.len() == expected.len();
         for (ret, val) in expected.iter().zip(&got) {
-            ok &= matches(ret, val).map_err(Failure::Unsupported)?;
+            ok &= matches(ret, val, &self.store).map_err(Failure::Unsupported)?;
         }
         if ok {
             Ok(())
         } else {
             Err(Failure::Results {
                 expected: render_list(expected.iter().map(render_ret)),
-                got: render_list(got.iter().map(render_val)),
+                got: render_list(got.iter().map(|v| render_val(v, &self.store))),
             })
         }
     }

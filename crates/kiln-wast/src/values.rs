@@ -1,12 +1,13 @@
 //! Script values: turning `(i32.const ..)` arguments into [`Val`]s and checking results
 //! against expected patterns (floats by bits, NaN patterns, references).
 
-use kiln::Val;
+use kiln::{ExternRef, Store, Val};
 use wast::core::{AbstractHeapType, HeapType, NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::{WastArg, WastRet};
 
-/// Converts a script argument into a value, or says why it cannot.
-pub fn arg_to_val(arg: &WastArg<'_>) -> Result<Val, String> {
+/// Converts a script argument into a value, or says why it cannot. `ref.extern N` becomes
+/// a host object holding `N` in `store`.
+pub fn arg_to_val(arg: &WastArg<'_>, store: &mut Store<()>) -> Result<Val, String> {
     let WastArg::Core(core) = arg else {
         return Err("component-model argument".to_owned());
     };
@@ -20,7 +21,7 @@ pub fn arg_to_val(arg: &WastArg<'_>) -> Result<Val, String> {
             Some(RefKind::Extern) => Val::ExternRef(None),
             None => return Err(format!("reference type {heap:?}")),
         },
-        WastArgCore::RefExtern(n) => Val::ExternRef(Some(*n)),
+        WastArgCore::RefExtern(n) => Val::ExternRef(Some(ExternRef::new(store, *n))),
         WastArgCore::V128(v) => Val::V128(u128::from_le_bytes(v.to_le_bytes())),
         WastArgCore::RefHost(_) => return Err("ref.host argument".to_owned()),
     })
@@ -46,15 +47,20 @@ fn heap_kind(heap: &HeapType<'_>) -> Option<RefKind> {
     }
 }
 
+/// The number a script's `ref.extern N` put into a host object.
+fn extern_payload(r: &ExternRef, store: &Store<()>) -> Option<u32> {
+    r.data(store).ok()?.downcast_ref::<u32>().copied()
+}
+
 /// Whether `val` matches the expected result `ret`; `Err` if the pattern is unsupported.
-pub fn matches(ret: &WastRet<'_>, val: &Val) -> Result<bool, String> {
+pub fn matches(ret: &WastRet<'_>, val: &Val, store: &Store<()>) -> Result<bool, String> {
     let WastRet::Core(core) = ret else {
         return Err("component-model result".to_owned());
     };
-    matches_core(core, val)
+    matches_core(core, val, store)
 }
 
-fn matches_core(ret: &WastRetCore<'_>, val: &Val) -> Result<bool, String> {
+fn matches_core(ret: &WastRetCore<'_>, val: &Val, store: &Store<()>) -> Result<bool, String> {
     Ok(match (ret, val) {
         (WastRetCore::I32(e), Val::I32(a)) => e == a,
         (WastRetCore::I64(e), Val::I64(a)) => e == a,
@@ -75,13 +81,13 @@ fn matches_core(ret: &WastRetCore<'_>, val: &Val) -> Result<bool, String> {
         }
         (WastRetCore::RefExtern(e), Val::ExternRef(a)) => match (e, a) {
             (None, a) => a.is_some(),
-            (Some(e), Some(a)) => e == a,
+            (Some(e), Some(a)) => extern_payload(a, store) == Some(*e),
             (Some(_), None) => false,
         },
         (WastRetCore::RefFunc(_), Val::FuncRef(a)) => a.is_some(),
         (WastRetCore::Either(options), val) => {
             for option in options {
-                if matches_core(option, val)? {
+                if matches_core(option, val, store)? {
                     return Ok(true);
                 }
             }
@@ -131,7 +137,7 @@ fn v128_matches(p: &V128Pattern, a: u128) -> bool {
 }
 
 /// Renders a value as the spec writes it, e.g. `i32:42` or `f32:0x7fc00000`.
-pub fn render_val(val: &Val) -> String {
+pub fn render_val(val: &Val, store: &Store<()>) -> String {
     match val {
         Val::I32(v) => format!("i32:{v}"),
         Val::I64(v) => format!("i64:{v}"),
@@ -141,7 +147,10 @@ pub fn render_val(val: &Val) -> String {
         Val::FuncRef(None) => "ref.null func".to_owned(),
         Val::FuncRef(Some(_)) => "ref.func".to_owned(),
         Val::ExternRef(None) => "ref.null extern".to_owned(),
-        Val::ExternRef(Some(n)) => format!("ref.extern {n}"),
+        Val::ExternRef(Some(r)) => match extern_payload(r, store) {
+            Some(n) => format!("ref.extern {n}"),
+            None => "ref.extern (foreign object)".to_owned(),
+        },
     }
 }
 

@@ -38,6 +38,7 @@
 mod engine;
 mod error;
 mod externals;
+mod externref;
 mod func;
 mod instance;
 mod linker;
@@ -48,6 +49,7 @@ mod values;
 pub use engine::{Config, Engine};
 pub use error::{Error, Result, Trap};
 pub use externals::{Extern, Global, Memory, Table};
+pub use externref::ExternRef;
 pub use func::{Func, IntoFunc, TypedFunc};
 pub use instance::Instance;
 pub use linker::Linker;

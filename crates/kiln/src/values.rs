@@ -4,7 +4,7 @@ use kiln_artifact::ValType;
 use kiln_runtime::ValRaw;
 
 use crate::store::{RStore, store_id};
-use crate::{Error, Func, Result};
+use crate::{Error, ExternRef, Func, Result};
 
 /// A WebAssembly value. Floats are kept as raw bits so NaN payloads survive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +21,8 @@ pub enum Val {
     V128(u128),
     /// A `funcref` (`None` = null).
     FuncRef(Option<Func>),
-    /// An `externref` (`None` = null), carrying a host-chosen number.
-    ExternRef(Option<u32>),
+    /// An `externref` (`None` = null).
+    ExternRef(Option<ExternRef>),
 }
 
 impl Val {
@@ -104,7 +104,7 @@ impl Val {
                 f.check_store(store)?;
                 ValRaw::from_u64(store.func_ref(f.id).map_err(Error::Type)? as u64)
             }
-            Val::ExternRef(Some(x)) => ValRaw::from_u64(u64::from(x) + 1),
+            Val::ExternRef(Some(x)) => ValRaw::from_u64(x.raw(store_id(store))?),
         })
     }
 
@@ -121,10 +121,9 @@ impl Val {
                     id,
                 }))
             }
-            ValType::ExternRef => Val::ExternRef(match raw.get_u64() {
-                0 => None,
-                x => Some((x - 1) as u32),
-            }),
+            ValType::ExternRef => {
+                Val::ExternRef(ExternRef::from_raw(store_id(store), raw.get_u64()))
+            }
             ValType::V128 => Val::V128(raw.get_u128()),
         }
     }
@@ -153,6 +152,11 @@ impl From<f64> for Val {
 impl From<u128> for Val {
     fn from(v: u128) -> Val {
         Val::V128(v)
+    }
+}
+impl From<ExternRef> for Val {
+    fn from(r: ExternRef) -> Val {
+        Val::ExternRef(Some(r))
     }
 }
 impl From<Func> for Val {

@@ -113,6 +113,28 @@ fn other_settings_are_refused() {
 }
 
 #[test]
+fn another_proposal_set_is_refused() {
+    let mut config = Config::new();
+    config.wasm_simd(false).wasm_reference_types(false);
+    let narrow = Engine::new(&config).unwrap();
+    let bytes = narrow.precompile_module(WAT.as_bytes()).unwrap();
+    let err = Module::deserialize(&Engine::default(), &bytes).unwrap_err();
+    assert!(
+        matches!(err, Error::Artifact(ArtifactError::Settings { .. })),
+        "{err}"
+    );
+    let bytes = Engine::default().precompile_module(WAT.as_bytes()).unwrap();
+    let err = Module::deserialize(&narrow, &bytes).unwrap_err();
+    assert!(
+        matches!(err, Error::Artifact(ArtifactError::Settings { .. })),
+        "{err}"
+    );
+    let module =
+        Module::deserialize(&narrow, &narrow.precompile_module(WAT.as_bytes()).unwrap()).unwrap();
+    exercise(&narrow, &module);
+}
+
+#[test]
 fn truncated_artifacts_are_errors() {
     let engine = Engine::default();
     let bytes = engine.precompile_module(WAT.as_bytes()).unwrap();
