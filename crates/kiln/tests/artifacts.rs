@@ -130,7 +130,7 @@ fn another_proposal_set_is_refused() {
         "{err}"
     );
     let module =
-        Module::deserialize(&narrow, &narrow.precompile_module(WAT.as_bytes()).unwrap()).unwrap();
+        Module::deserialize(&narrow, narrow.precompile_module(WAT.as_bytes()).unwrap()).unwrap();
     exercise(&narrow, &module);
 }
 
