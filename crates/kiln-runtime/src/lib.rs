@@ -34,6 +34,7 @@ pub mod builtins;
 pub mod bulk;
 pub mod func;
 pub mod instance;
+pub mod limits;
 pub mod loader;
 pub mod memory;
 pub mod store;
@@ -43,6 +44,7 @@ pub mod traphandlers;
 pub mod vmcontext;
 
 pub use func::HostFn;
+pub use limits::StoreLimits;
 pub use loader::{LoadError, LoadedModule, Verification};
 pub use memory::MemoryStrategy;
 pub use store::{

@@ -33,8 +33,13 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Creates a memory of type `ty` with its definition stored in the memory itself.
-    pub fn new(ty: MemoryType, strategy: MemoryStrategy) -> Result<Box<Memory>, String> {
+    /// Creates a memory of type `ty` with its definition stored in the memory itself, never
+    /// larger than `limit_pages` (the store's limit).
+    pub fn new(
+        ty: MemoryType,
+        strategy: MemoryStrategy,
+        limit_pages: u64,
+    ) -> Result<Box<Memory>, String> {
         if ty.memory64 || ty.shared {
             return Err("64-bit and shared memories are not supported".into());
         }
@@ -45,6 +50,13 @@ impl Memory {
                 ty.min
             ));
         }
+        if ty.min > limit_pages {
+            return Err(format!(
+                "memory minimum of {} pages exceeds the store's limit of {limit_pages} pages",
+                ty.min
+            ));
+        }
+        let max_pages = max_pages.min(limit_pages);
         let reserve = match strategy {
             MemoryStrategy::GuardPages => GUARD_RESERVATION,
             MemoryStrategy::Explicit => max_pages * WASM_PAGE_SIZE,
@@ -181,7 +193,7 @@ mod tests {
     #[test]
     fn grow_in_place_up_to_max() {
         for strategy in [MemoryStrategy::GuardPages, MemoryStrategy::Explicit] {
-            let mut m = Memory::new(ty(1, Some(3)), strategy).unwrap();
+            let mut m = Memory::new(ty(1, Some(3)), strategy, u64::MAX).unwrap();
             let base = m.base();
             m.data_mut()[65535] = 1;
             assert_eq!(m.grow(2), Some(1));
@@ -192,10 +204,22 @@ mod tests {
             assert_eq!(m.grow(1), None);
             assert_eq!(m.grow(0), Some(3));
         }
-        assert!(Memory::new(ty(2, Some(1)), MemoryStrategy::GuardPages).is_err());
-        assert!(Memory::new(ty(65537, None), MemoryStrategy::Explicit).is_err());
-        let mut m = Memory::new(ty(0, None), MemoryStrategy::GuardPages).unwrap();
+        assert!(Memory::new(ty(2, Some(1)), MemoryStrategy::GuardPages, u64::MAX).is_err());
+        assert!(Memory::new(ty(65537, None), MemoryStrategy::Explicit, u64::MAX).is_err());
+        let mut m = Memory::new(ty(0, None), MemoryStrategy::GuardPages, u64::MAX).unwrap();
         assert_eq!(m.grow(u64::MAX), None);
         assert_eq!(m.grow(65537), None);
+    }
+
+    #[test]
+    fn store_limit_caps_growth_and_creation() {
+        for strategy in [MemoryStrategy::GuardPages, MemoryStrategy::Explicit] {
+            let mut m = Memory::new(ty(1, None), strategy, 4).unwrap();
+            assert_eq!(m.max_pages(), 4);
+            assert_eq!(m.grow(3), Some(1));
+            assert_eq!(m.grow(1), None);
+            assert_eq!(m.size_pages(), 4);
+            assert!(Memory::new(ty(5, Some(10)), strategy, 4).is_err());
+        }
     }
 }

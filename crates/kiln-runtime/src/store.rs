@@ -14,6 +14,7 @@ use kiln_artifact::{
 use crate::builtins::BUILTINS;
 use crate::func::{HostFn, host_fn, new_host_context};
 use crate::instance::{Instance, VMContextAlloc};
+use crate::limits::StoreLimits;
 use crate::loader::LoadedModule;
 use crate::memory::{Memory, MemoryStrategy};
 use crate::table::Table;
@@ -165,6 +166,7 @@ pub struct StoreOpaque {
     /// live as long as the store (there is no collection while it lives), and are dropped
     /// with it, wherever wasm left references to them.
     extern_objects: Vec<Box<dyn Any + Send + Sync>>,
+    limits: StoreLimits,
 }
 
 /// A store with host data `D`.
@@ -208,6 +210,7 @@ impl<D: 'static> Store<D> {
                 code_ranges: Box::default(),
                 func_refs: HashMap::new(),
                 extern_objects: Vec::new(),
+                limits: StoreLimits::default(),
             },
             data,
         }
@@ -460,6 +463,57 @@ impl StoreOpaque {
                 imports.len()
             )));
         }
+        let defined = |all: usize, imported: &rkyv::rend::u32_le| {
+            all.saturating_sub(imported.to_native() as usize)
+        };
+        let counts = [
+            ("instances", self.instances.len() + 1, self.limits.instances),
+            (
+                "memories",
+                self.memories.len() + defined(info.memories.len(), &info.num_imported_memories),
+                self.limits.memories,
+            ),
+            (
+                "tables",
+                self.tables.len() + defined(info.tables.len(), &info.num_imported_tables),
+                self.limits.tables,
+            ),
+        ];
+        for (what, needed, limit) in counts {
+            if needed > limit {
+                return Err(InstantiateError::Resource(format!(
+                    "instantiation needs {needed} {what} in the store, over its limit of {limit}"
+                )));
+            }
+        }
+        // Sizes too, before anything is allocated, so a refused instantiation leaves
+        // nothing behind in the store.
+        let memory_limit = self.limits.memory_pages();
+        let defined_memories = info
+            .memories
+            .iter()
+            .skip(info.num_imported_memories.to_native() as usize);
+        for (_, ty) in defined_memories {
+            if ty.min.to_native() > memory_limit {
+                return Err(InstantiateError::Resource(format!(
+                    "memory minimum of {} pages exceeds the store's limit of {memory_limit} pages",
+                    ty.min.to_native()
+                )));
+            }
+        }
+        let table_limit = self.limits.table_elements;
+        let defined_tables = info
+            .tables
+            .iter()
+            .skip(info.num_imported_tables.to_native() as usize);
+        for (_, ty) in defined_tables {
+            if ty.min.to_native() > table_limit {
+                return Err(InstantiateError::Resource(format!(
+                    "table minimum of {} elements exceeds the store's limit of {table_limit}",
+                    ty.min.to_native()
+                )));
+            }
+        }
         self.register_module(module);
         let offsets = info.vmoffsets(8);
         let vmctx = VMContextAlloc::new(offsets.size());
@@ -640,8 +694,8 @@ impl StoreOpaque {
                 memory64: ty.memory64,
                 shared: ty.shared,
             };
-            let mut mem =
-                Memory::new(ty, self.config.memory_strategy).map_err(InstantiateError::Resource)?;
+            let mut mem = Memory::new(ty, self.config.memory_strategy, self.limits.memory_pages())
+                .map_err(InstantiateError::Resource)?;
             let defined = i.0 - info.num_imported_memories.to_native();
             let slot = vm.field::<VMMemoryDefinition>(offsets.defined_memory(defined));
             // SAFETY: the slot lies in the vmctx, which lives as long as the store that owns
@@ -660,7 +714,8 @@ impl StoreOpaque {
             .skip(info.num_imported_tables.to_native() as usize)
         {
             let ty = table_type(ty);
-            let mut table = Table::new(ty, std::ptr::null()).map_err(InstantiateError::Resource)?;
+            let mut table = Table::new(ty, std::ptr::null(), self.limits.table_elements)
+                .map_err(InstantiateError::Resource)?;
             let defined = i.0 - info.num_imported_tables.to_native();
             let slot = vm.field::<VMTableDefinition>(offsets.defined_table(defined));
             // SAFETY: as for memories.
@@ -773,7 +828,8 @@ impl StoreOpaque {
 
     /// Creates a host memory.
     pub fn new_memory(&mut self, ty: MemoryType) -> Result<MemoryId, String> {
-        let mem = Memory::new(ty, self.config.memory_strategy)?;
+        self.check_count("memories", self.memories.len(), self.limits.memories)?;
+        let mem = Memory::new(ty, self.config.memory_strategy, self.limits.memory_pages())?;
         self.memories.push(mem);
         Ok(MemoryId(self.memories.len() as u32 - 1))
     }
@@ -790,9 +846,28 @@ impl StoreOpaque {
 
     /// Creates a host table.
     pub fn new_table(&mut self, ty: TableType, init: *const VMFuncRef) -> Result<TableId, String> {
-        let table = Table::new(ty, init)?;
+        self.check_count("tables", self.tables.len(), self.limits.tables)?;
+        let table = Table::new(ty, init, self.limits.table_elements)?;
         self.tables.push(table);
         Ok(TableId(self.tables.len() as u32 - 1))
+    }
+
+    /// The store's resource limits.
+    pub fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// Sets the store's resource limits; they apply to items created afterwards.
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.limits = limits;
+    }
+
+    /// Fails if the store already holds `limit` items of a kind.
+    fn check_count(&self, what: &str, count: usize, limit: usize) -> Result<(), String> {
+        if count >= limit {
+            return Err(format!("the store's limit of {limit} {what} is reached"));
+        }
+        Ok(())
     }
 
     /// Stores a host object and returns the raw, non-zero `externref` value that names it.

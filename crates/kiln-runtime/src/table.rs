@@ -13,15 +13,24 @@ pub const MAX_TABLE_ELEMENTS: u32 = 10_000_000;
 pub struct Table {
     elements: Vec<*const VMFuncRef>,
     ty: TableType,
+    /// The store's limit on its size.
+    limit: u32,
     definition: *mut VMTableDefinition,
     own_definition: Option<Box<VMTableDefinition>>,
 }
 
 impl Table {
-    /// Creates a table of type `ty` filled with `init`.
-    pub fn new(ty: TableType, init: *const VMFuncRef) -> Result<Box<Table>, String> {
+    /// Creates a table of type `ty` filled with `init`, never larger than `limit` elements
+    /// (the store's limit).
+    pub fn new(ty: TableType, init: *const VMFuncRef, limit: u32) -> Result<Box<Table>, String> {
         if ty.min > MAX_TABLE_ELEMENTS {
             return Err(format!("table minimum of {} elements is too large", ty.min));
+        }
+        if ty.min > limit {
+            return Err(format!(
+                "table minimum of {} elements exceeds the store's limit of {limit}",
+                ty.min
+            ));
         }
         let mut elements = vec![init; ty.min as usize];
         let mut own = Box::new(VMTableDefinition {
@@ -32,6 +41,7 @@ impl Table {
         Ok(Box::new(Table {
             elements,
             ty,
+            limit,
             definition,
             own_definition: Some(own),
         }))
@@ -105,7 +115,7 @@ impl Table {
     pub fn grow(&mut self, delta: u32, init: *const VMFuncRef) -> Option<u32> {
         let old = self.size();
         let new = old.checked_add(delta)?;
-        if new > self.ty.max.unwrap_or(u32::MAX) || new > MAX_TABLE_ELEMENTS {
+        if new > self.ty.max.unwrap_or(u32::MAX) || new > MAX_TABLE_ELEMENTS || new > self.limit {
             return None;
         }
         self.elements.resize(new as usize, init);

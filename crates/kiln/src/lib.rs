@@ -59,6 +59,7 @@ pub use values::{Val, WasmParams, WasmResults, WasmRet, WasmTy};
 
 pub use kiln_artifact::ArtifactError;
 pub use kiln_compiler::CompileError;
+pub use kiln_runtime::StoreLimits;
 
 pub use kiln_artifact::{
     BoundsChecks, FuncType, GlobalType, MemoryType, OptLevel, Proposal, Proposals, RefType,

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kiln_runtime::InstanceId;
+use kiln_runtime::{InstanceId, StoreLimits};
 
 use crate::{Engine, Extern};
 
@@ -52,6 +52,18 @@ impl<T> Store<T> {
     /// The engine of this store.
     pub fn engine(&self) -> &Engine {
         &self.inner.data().engine
+    }
+
+    /// Limits what the store may allocate from now on: memory and table sizes (growing
+    /// past them returns -1 in wasm and an error on the host) and the number of instances,
+    /// memories and tables (creating more fails).
+    pub fn set_limits(&mut self, limits: StoreLimits) {
+        self.inner.opaque_mut().set_limits(limits);
+    }
+
+    /// The store's limits.
+    pub fn limits(&self) -> StoreLimits {
+        self.inner.opaque().limits()
     }
 }
 
