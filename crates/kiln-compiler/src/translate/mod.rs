@@ -270,8 +270,8 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             types::F32 => ins.f32const(0.0),
             types::F64 => ins.f64const(0.0),
             types::I8X16 => {
-                let zero = ins.iconst(types::I64, 0);
-                self.builder.ins().splat(types::I64X2, zero)
+                let zero = ins.iconst(types::I8, 0);
+                self.builder.ins().splat(types::I8X16, zero)
             }
             _ => ins.iconst(ty, 0),
         }
