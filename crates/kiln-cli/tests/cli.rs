@@ -271,3 +271,65 @@ fn usage_errors_are_one_line() {
     assert!(out.status.success());
     assert!(stdout(&out).starts_with("kiln "));
 }
+
+/// A module using bulk memory, reference types and SIMD together.
+const WASM2_WAT: &str = r#"(module
+  (memory 1)
+  (table $funcs 2 funcref)
+  (table $objects 1 externref)
+  (data $greeting "kiln")
+  (elem $fns func $square $negate)
+  (func $square (param i32) (result i32) (i32.mul (local.get 0) (local.get 0)))
+  (func $negate (param i32) (result i32) (i32.sub (i32.const 0) (local.get 0)))
+  (func (export "apply") (param i32 i32) (result i32)
+    (table.init $funcs $fns (i32.const 0) (i32.const 0) (i32.const 2))
+    (call_indirect $funcs (param i32) (result i32) (local.get 1) (local.get 0)))
+  (func (export "bytes") (result v128)
+    (memory.fill (i32.const 0) (i32.const 7) (i32.const 16))
+    (memory.init $greeting (i32.const 4) (i32.const 0) (i32.const 4))
+    (memory.copy (i32.const 12) (i32.const 4) (i32.const 4))
+    (v128.load (i32.const 0)))
+  (func (export "dot") (param v128 v128) (result v128)
+    (i32x4.dot_i16x8_s (local.get 0) (local.get 1)))
+  (func (export "no_object") (result i32)
+    (ref.is_null (table.get $objects (i32.const 0)))))
+"#;
+
+#[test]
+fn compiles_and_invokes_a_module_using_all_of_wasm_2() {
+    let dir = scratch("wasm2");
+    let wat = dir.join("wasm2.wat");
+    std::fs::write(&wat, WASM2_WAT).unwrap();
+    for bounds in ["guard-pages", "explicit"] {
+        let artifact = dir.join(format!("wasm2-{bounds}.kiln"));
+        let out = kiln(&[
+            "compile",
+            path(&wat),
+            "-o",
+            path(&artifact),
+            "--bounds-checks",
+            bounds,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let invoke = |args: &[&str]| {
+            let out = kiln(&[&["run", path(&artifact), "--invoke"], args].concat());
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            stdout(&out)
+        };
+        assert_eq!(invoke(&["apply", "0", "7"]), "49\n");
+        assert_eq!(invoke(&["apply", "1", "7"]), "-7\n");
+        // Bytes 0..16: 7 7 7 7 'k' 'i' 'l' 'n' 7 7 7 7 'k' 'i' 'l' 'n', lane 0 lowest.
+        assert_eq!(
+            invoke(&["bytes"]),
+            "0x6e6c696b070707076e6c696b07070707\n"
+        );
+        // i16 lanes (1, 2, 3, 4, 5, 6, 7, 8) . (2, 2, ...) = pairwise sums 6, 14, 22, 30.
+        let a = "0x00080007000600050004000300020001";
+        let b = "0x00020002000200020002000200020002";
+        assert_eq!(
+            invoke(&["dot", a, b]),
+            "0x0000001e000000160000000e00000006\n"
+        );
+        assert_eq!(invoke(&["no_object"]), "1\n");
+    }
+}
