@@ -115,6 +115,9 @@ pub struct CodegenSettings {
     pub bounds_checks: BoundsChecks,
     /// Enabled WebAssembly proposals.
     pub proposals: Proposals,
+    /// Whether every NaN that float arithmetic produces is replaced by the canonical NaN
+    /// (positive sign, quiet bit only), so results are bit-identical on every CPU.
+    pub canonicalize_nans: bool,
 }
 
 impl CodegenSettings {
@@ -130,8 +133,9 @@ impl CodegenSettings {
             BoundsChecks::Explicit => "explicit",
         };
         format!(
-            "opt_level={opt},bounds_checks={bounds},proposals={:#x}",
-            self.proposals.bits()
+            "opt_level={opt},bounds_checks={bounds},proposals={:#x},canonicalize_nans={}",
+            self.proposals.bits(),
+            self.canonicalize_nans
         )
     }
 }

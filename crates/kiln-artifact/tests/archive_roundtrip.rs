@@ -386,6 +386,7 @@ fn header_fields_roundtrip() {
             opt_level: OptLevel::SpeedAndSize,
             bounds_checks: BoundsChecks::Explicit,
             proposals: Default::default(),
+            canonicalize_nans: true,
         }
         .encode(),
         pointer_size: 8,

@@ -51,7 +51,7 @@ pub fn load_module(path: &Path) -> Result<(Engine, Module), CliError> {
 }
 
 /// The engine configuration matching an artifact's settings field
-/// (`opt_level=..,bounds_checks=..,proposals=..`); unknown values keep the defaults, so that loading
+/// (`opt_level=..,bounds_checks=..,proposals=..,canonicalize_nans=..`); unknown values keep the defaults, so that loading
 /// then reports the mismatch.
 fn config_for(settings: &str) -> Config {
     let mut config = Config::new();
@@ -64,6 +64,7 @@ fn config_for(settings: &str) -> Config {
                 config.bounds_checks(BoundsChecks::GuardPages)
             }
             Some(("bounds_checks", "explicit")) => config.bounds_checks(BoundsChecks::Explicit),
+            Some(("canonicalize_nans", "true")) => config.canonicalize_nans(true),
             Some(("proposals", bits)) => match parse_proposals(bits) {
                 Some(proposals) => config.wasm_proposals(proposals),
                 None => &mut config,

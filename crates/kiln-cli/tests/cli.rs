@@ -319,10 +319,7 @@ fn compiles_and_invokes_a_module_using_all_of_wasm_2() {
         assert_eq!(invoke(&["apply", "0", "7"]), "49\n");
         assert_eq!(invoke(&["apply", "1", "7"]), "-7\n");
         // Bytes 0..16: 7 7 7 7 'k' 'i' 'l' 'n' 7 7 7 7 'k' 'i' 'l' 'n', lane 0 lowest.
-        assert_eq!(
-            invoke(&["bytes"]),
-            "0x6e6c696b070707076e6c696b07070707\n"
-        );
+        assert_eq!(invoke(&["bytes"]), "0x6e6c696b070707076e6c696b07070707\n");
         // i16 lanes (1, 2, 3, 4, 5, 6, 7, 8) . (2, 2, ...) = pairwise sums 6, 14, 22, 30.
         let a = "0x00080007000600050004000300020001";
         let b = "0x00020002000200020002000200020002";

@@ -48,11 +48,16 @@ const WASM2: &[&str] = &[
 fn build_wasm(source: &Path, out: &Path, features: &[&str], cxx: bool) {
     let compiler = if cxx { "clang++" } else { "clang" };
     let mut cmd = Command::new(compiler);
-    cmd.args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wl,--strip-debug"])
-        .args(features)
-        .arg(source)
-        .arg("-o")
-        .arg(out);
+    cmd.args([
+        "--target=wasm32-wasi",
+        "--sysroot=/usr",
+        "-O2",
+        "-Wl,--strip-debug",
+    ])
+    .args(features)
+    .arg(source)
+    .arg("-o")
+    .arg(out);
     if cxx {
         cmd.args(["-std=c++17", "-fno-exceptions"]);
     } else {
@@ -186,8 +191,9 @@ fn bulk_hash(n: i32) -> u32 {
     buf[100..300].fill(n as u8);
     buf.copy_within(0..1000, 50);
     buf.copy_within(30..2030, 0);
-    buf.iter()
-        .fold(2166136261u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(16777619))
+    buf.iter().fold(2166136261u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    })
 }
 
 fn pipeline(n: i32) -> i64 {
@@ -202,7 +208,12 @@ fn pipeline(n: i32) -> i64 {
 fn float_lanes(n: i32) -> i32 {
     let mut acc = [0i32; 4];
     for i in 0..64 {
-        let x = [(i + n) as f32, (i * 3) as f32, (i * i) as f32, (n - i) as f32];
+        let x = [
+            (i + n) as f32,
+            (i * 3) as f32,
+            (i * i) as f32,
+            (n - i) as f32,
+        ];
         for (lane, x) in acc.iter_mut().zip(x) {
             // Rust's float-to-int `as` saturates, like `i32x4.trunc_sat_f32x4_s`.
             *lane = lane.wrapping_add((x.abs().sqrt() * 1000.5f32) as i32);
@@ -222,8 +233,16 @@ fn assemblyscript_kernels_match_reference() {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     for n in [0, 1, 5, 77, 1000, -3] {
-        assert_eq!(invoke("simdMaxSum", n), (simd_max_sum(n) as i32).to_string(), "{n}");
-        assert_eq!(invoke("bulkHash", n), (bulk_hash(n) as i32).to_string(), "{n}");
+        assert_eq!(
+            invoke("simdMaxSum", n),
+            (simd_max_sum(n) as i32).to_string(),
+            "{n}"
+        );
+        assert_eq!(
+            invoke("bulkHash", n),
+            (bulk_hash(n) as i32).to_string(),
+            "{n}"
+        );
         assert_eq!(invoke("floatLanes", n), float_lanes(n).to_string(), "{n}");
         if n >= 0 {
             assert_eq!(invoke("pipeline", n), pipeline(n).to_string(), "{n}");

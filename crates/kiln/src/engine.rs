@@ -52,6 +52,14 @@ impl Config {
         self
     }
 
+    /// Replaces every NaN produced by float arithmetic (scalar and SIMD) with the canonical
+    /// NaN, so results are bit-identical on every CPU at a small cost per float operation.
+    /// Off by default, as WebAssembly allows any NaN sign and payload there.
+    pub fn canonicalize_nans(&mut self, enable: bool) -> &mut Self {
+        self.settings.canonicalize_nans = enable;
+        self
+    }
+
     /// Enables or disables one WebAssembly proposal. Every proposal of WebAssembly 2.0 is
     /// on by default; modules that use a disabled one fail validation, and artifacts
     /// compiled with another set are refused with [`kiln_artifact::ArtifactError::Settings`].

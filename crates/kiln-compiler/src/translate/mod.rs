@@ -17,6 +17,8 @@ mod tables;
 
 use std::collections::HashMap;
 
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{
     self, Function, GlobalValueData, InstBuilder, MemFlagsData, SourceLoc, UserFuncName, Value,
     types,
@@ -274,6 +276,39 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
                 self.builder.ins().splat(types::I8X16, zero)
             }
             _ => ins.iconst(ty, 0),
+        }
+    }
+
+    /// Replaces `v` by the canonical NaN of its type if it is a NaN and the settings ask for
+    /// canonical NaNs; scalar and vector floats alike. Other values pass through.
+    pub(crate) fn canonicalize_nan(&mut self, v: Value) -> Value {
+        if !self.module.settings.canonicalize_nans {
+            return v;
+        }
+        let ty = self.builder.func.dfg.value_type(v);
+        let ins = self.builder.ins();
+        let canonical = match ty.lane_type() {
+            types::F32 => ins.f32const(Ieee32::with_bits(0x7fc0_0000)),
+            types::F64 => ins.f64const(Ieee64::with_bits(0x7ff8_0000_0000_0000)),
+            _ => return v,
+        };
+        let is_nan = self.builder.ins().fcmp(FloatCC::Unordered, v, v);
+        if ty.is_vector() {
+            let canonical = self.builder.ins().splat(ty, canonical);
+            let little = MemFlagsData::new().with_endianness(ir::Endianness::Little);
+            let mask = self.builder.ins().bitcast(ty, little, is_nan);
+            self.builder.ins().bitselect(mask, canonical, v)
+        } else {
+            self.builder.ins().select(is_nan, canonical, v)
+        }
+    }
+
+    /// Canonicalises the NaN on top of the stack (see [`Self::canonicalize_nan`]).
+    fn canonicalize_top(&mut self) {
+        if self.module.settings.canonicalize_nans {
+            let v = self.pop();
+            let v = self.canonicalize_nan(v);
+            self.push(v);
         }
     }
 

@@ -86,22 +86,26 @@ impl FuncTranslator<'_, '_> {
             Operator::I32Rotr | Operator::I64Rotr => self.binary(|b, x, y| b.ins().rotr(x, y)),
 
             // Float arithmetic; Cranelift's operators have wasm's NaN and signed-zero rules.
+            // `abs`, `neg` and `copysign` only touch the sign bit, so their NaNs stay as
+            // they were; the others may produce a new NaN and are canonicalised on request.
             Operator::F32Abs | Operator::F64Abs => self.unary(|b, x| b.ins().fabs(x)),
             Operator::F32Neg | Operator::F64Neg => self.unary(|b, x| b.ins().fneg(x)),
-            Operator::F32Ceil | Operator::F64Ceil => self.unary(|b, x| b.ins().ceil(x)),
-            Operator::F32Floor | Operator::F64Floor => self.unary(|b, x| b.ins().floor(x)),
-            Operator::F32Trunc | Operator::F64Trunc => self.unary(|b, x| b.ins().trunc(x)),
-            Operator::F32Nearest | Operator::F64Nearest => self.unary(|b, x| b.ins().nearest(x)),
-            Operator::F32Sqrt | Operator::F64Sqrt => self.unary(|b, x| b.ins().sqrt(x)),
-            Operator::F32Add | Operator::F64Add => self.binary(|b, x, y| b.ins().fadd(x, y)),
-            Operator::F32Sub | Operator::F64Sub => self.binary(|b, x, y| b.ins().fsub(x, y)),
-            Operator::F32Mul | Operator::F64Mul => self.binary(|b, x, y| b.ins().fmul(x, y)),
-            Operator::F32Div | Operator::F64Div => self.binary(|b, x, y| b.ins().fdiv(x, y)),
-            Operator::F32Min | Operator::F64Min => self.binary(|b, x, y| b.ins().fmin(x, y)),
-            Operator::F32Max | Operator::F64Max => self.binary(|b, x, y| b.ins().fmax(x, y)),
             Operator::F32Copysign | Operator::F64Copysign => {
                 self.binary(|b, x, y| b.ins().fcopysign(x, y))
             }
+            Operator::F32Ceil | Operator::F64Ceil => self.float_unary(|b, x| b.ins().ceil(x)),
+            Operator::F32Floor | Operator::F64Floor => self.float_unary(|b, x| b.ins().floor(x)),
+            Operator::F32Trunc | Operator::F64Trunc => self.float_unary(|b, x| b.ins().trunc(x)),
+            Operator::F32Nearest | Operator::F64Nearest => {
+                self.float_unary(|b, x| b.ins().nearest(x))
+            }
+            Operator::F32Sqrt | Operator::F64Sqrt => self.float_unary(|b, x| b.ins().sqrt(x)),
+            Operator::F32Add | Operator::F64Add => self.float_binary(|b, x, y| b.ins().fadd(x, y)),
+            Operator::F32Sub | Operator::F64Sub => self.float_binary(|b, x, y| b.ins().fsub(x, y)),
+            Operator::F32Mul | Operator::F64Mul => self.float_binary(|b, x, y| b.ins().fmul(x, y)),
+            Operator::F32Div | Operator::F64Div => self.float_binary(|b, x, y| b.ins().fdiv(x, y)),
+            Operator::F32Min | Operator::F64Min => self.float_binary(|b, x, y| b.ins().fmin(x, y)),
+            Operator::F32Max | Operator::F64Max => self.float_binary(|b, x, y| b.ins().fmax(x, y)),
 
             // Integer width changes.
             Operator::I32WrapI64 => self.unary(|b, x| b.ins().ireduce(I32, x)),
@@ -153,8 +157,8 @@ impl FuncTranslator<'_, '_> {
             Operator::F64ConvertI32U | Operator::F64ConvertI64U => {
                 self.unary(|b, x| b.ins().fcvt_from_uint(F64, x))
             }
-            Operator::F32DemoteF64 => self.unary(|b, x| b.ins().fdemote(F32, x)),
-            Operator::F64PromoteF32 => self.unary(|b, x| b.ins().fpromote(F64, x)),
+            Operator::F32DemoteF64 => self.float_unary(|b, x| b.ins().fdemote(F32, x)),
+            Operator::F64PromoteF32 => self.float_unary(|b, x| b.ins().fpromote(F64, x)),
 
             // Reinterpretations.
             Operator::I32ReinterpretF32 => self.bitcast(I32),
@@ -182,6 +186,18 @@ impl FuncTranslator<'_, '_> {
         let (x, y) = self.pop2();
         let v = f(&mut self.builder, x, y);
         self.push(v);
+    }
+
+    /// A float operator whose NaN results are canonicalised when the settings ask for it.
+    fn float_unary(&mut self, f: impl FnOnce(&mut FunctionBuilder<'_>, Value) -> Value) {
+        self.unary(f);
+        self.canonicalize_top();
+    }
+
+    /// Like [`Self::float_unary`], with two operands.
+    fn float_binary(&mut self, f: impl FnOnce(&mut FunctionBuilder<'_>, Value, Value) -> Value) {
+        self.binary(f);
+        self.canonicalize_top();
     }
 
     /// Pushes a comparison result (`i8` in Cranelift) as a wasm `i32`.
