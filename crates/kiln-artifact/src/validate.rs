@@ -234,15 +234,31 @@ pub fn validate_metadata(
         }
     }
     for (i, e) in info.elements.iter() {
+        // The runtime stores items as raw references in tables: an extern handle in a
+        // funcref table would be called as a function pointer, so types must agree.
+        let element = match e.element {
+            ArchivedRefType::FuncRef => ValType::FuncRef,
+            ArchivedRefType::ExternRef => ValType::ExternRef,
+        };
         if let ArchivedElemKind::Active { table, offset } = &e.kind {
-            if info.tables.get(table.native()).is_none() {
-                return Err(bad(format!(
+            let table_ty = info.tables.get(table.native()).ok_or_else(|| {
+                bad(format!(
                     "element segment {i:?} targets a table out of range"
+                ))
+            })?;
+            if table_ty.element != e.element {
+                return Err(bad(format!(
+                    "element segment {i:?} does not match its table's element type"
                 )));
             }
             check_const("element offset", offset, info, Some(ValType::I32))?;
         }
         match &e.items {
+            ArchivedElemItems::Functions(_) if element != ValType::FuncRef => {
+                return Err(bad(format!(
+                    "element segment {i:?} lists functions but holds {element}"
+                )));
+            }
             ArchivedElemItems::Functions(fs) => {
                 if fs
                     .iter()
@@ -255,7 +271,7 @@ pub fn validate_metadata(
             }
             ArchivedElemItems::Exprs(es) => {
                 for x in es.iter() {
-                    check_const("element item", x, info, None)?;
+                    check_const("element item", x, info, Some(element))?;
                 }
             }
         }

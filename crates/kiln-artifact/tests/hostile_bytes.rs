@@ -102,11 +102,33 @@ fn assert_usable(info: &ArchivedModuleInfo, header: &Header) {
         assert!((i as usize) < n, "export out of range");
     }
     for (_, e) in info.elements.iter() {
-        if let ArchivedElemItems::Functions(fs) = &e.items {
-            assert!(
-                fs.iter()
-                    .all(|f| (f.0.to_native() as usize) < info.functions.len())
-            );
+        // Tables hold raw references: an extern handle must never land in a funcref table.
+        if let ArchivedElemKind::Active { table, .. } = &e.kind {
+            let table = info.tables.get(table.native()).expect("table in range");
+            assert_eq!(table.element, e.element, "segment type matches its table");
+        }
+        match &e.items {
+            ArchivedElemItems::Functions(fs) => {
+                assert_eq!(e.element, ArchivedRefType::FuncRef);
+                assert!(
+                    fs.iter()
+                        .all(|f| (f.0.to_native() as usize) < info.functions.len())
+                );
+            }
+            ArchivedElemItems::Exprs(es) => {
+                for x in es.iter() {
+                    let is_func = match x {
+                        ArchivedConstExpr::RefNull(t) => *t == ArchivedRefType::FuncRef,
+                        ArchivedConstExpr::RefFunc(_) => true,
+                        ArchivedConstExpr::GlobalGet(g) => {
+                            let g = info.globals.get(g.native()).expect("global in range");
+                            g.ty.content.native() == kiln_artifact::ValType::FuncRef
+                        }
+                        other => panic!("element item {other:?} is not a reference"),
+                    };
+                    assert_eq!(is_func, e.element == ArchivedRefType::FuncRef);
+                }
+            }
         }
     }
     if let Some(s) = info.start.as_ref() {

@@ -457,25 +457,29 @@ pub fn build(plan: Plan) -> Generated {
             1 => ElemKind::Declared,
             _ => ElemKind::Passive,
         };
-        let element_ty = match seg.element {
+        // An active segment holds what its table holds.
+        let element = match kind {
+            ElemKind::Active { table, .. } => info.tables[table].element,
+            _ => seg.element,
+        };
+        let element_ty = match element {
             RefType::FuncRef => ValType::FuncRef,
             RefType::ExternRef => ValType::ExternRef,
         };
-        let items =
-            if seg.use_exprs || seg.element == RefType::ExternRef || info.functions.is_empty() {
-                ElemItems::Exprs(
-                    seg.items
-                        .iter()
-                        .map(|raw| const_of(element_ty, raw, &info))
-                        .collect(),
-                )
-            } else {
-                let n = info.functions.len() as u32;
-                ElemItems::Functions(seg.items.iter().map(|r| FuncIndex(r.index % n)).collect())
-            };
+        let items = if seg.use_exprs || element == RefType::ExternRef || info.functions.is_empty() {
+            ElemItems::Exprs(
+                seg.items
+                    .iter()
+                    .map(|raw| const_of(element_ty, raw, &info))
+                    .collect(),
+            )
+        } else {
+            let n = info.functions.len() as u32;
+            ElemItems::Functions(seg.items.iter().map(|r| FuncIndex(r.index % n)).collect())
+        };
         info.elements.push(ElemSegment {
             kind,
-            element: seg.element,
+            element,
             items,
         });
     }
