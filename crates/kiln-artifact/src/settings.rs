@@ -54,11 +54,13 @@ pub enum Proposal {
     ReferenceTypes = 1 << 5,
     /// 128-bit fixed-width SIMD.
     Simd = 1 << 6,
+    /// More than one linear memory (WebAssembly 3.0; off by default).
+    MultiMemory = 1 << 7,
 }
 
 impl Proposal {
     /// Every proposal, in bit order.
-    pub const ALL: [Proposal; 7] = [
+    pub const ALL: [Proposal; 8] = [
         Proposal::SignExtension,
         Proposal::SaturatingFloatToInt,
         Proposal::MultiValue,
@@ -66,6 +68,7 @@ impl Proposal {
         Proposal::BulkMemory,
         Proposal::ReferenceTypes,
         Proposal::Simd,
+        Proposal::MultiMemory,
     ];
 }
 

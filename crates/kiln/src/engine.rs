@@ -94,6 +94,11 @@ impl Config {
         self.wasm_proposal(Proposal::Simd, enable)
     }
 
+    /// More than one linear memory (off by default: it belongs to WebAssembly 3.0).
+    pub fn wasm_multi_memory(&mut self, enable: bool) -> &mut Self {
+        self.wasm_proposal(Proposal::MultiMemory, enable)
+    }
+
     /// Multiple results and block parameters (on by default).
     pub fn wasm_multi_value(&mut self, enable: bool) -> &mut Self {
         self.wasm_proposal(Proposal::MultiValue, enable)
