@@ -1,7 +1,8 @@
 //! Real programs under `kiln run`, checked against the same source built natively: C and
 //! C++ built with Debian's clang for `wasm32-wasi` (as WebAssembly 1.0 and as 2.0 with
 //! SIMD, bulk memory, reference types, saturating conversions and sign extension), run
-//! from the `.wasm` and from an artifact compiled with explicit bounds checks; and an
+//! from the `.wasm` and from an artifact compiled with explicit bounds checks, and also
+//! cross-compiled for aarch64; and an
 //! AssemblyScript module (a second toolchain) checked against Rust reference
 //! implementations of its functions. See `tests/programs/README.md`.
 
@@ -129,6 +130,19 @@ fn check_program(name: &str, cxx: bool, args: &[&str]) {
             String::from_utf8_lossy(&expected),
             "{name} ({label}, explicit bounds checks) differs from the native build"
         );
+
+        // The same module cross-compiles for aarch64 (no aarch64 machine here to run it).
+        let arm = dir.join(format!("{label}-aarch64.kiln"));
+        kiln(&[
+            "compile",
+            path(&wasm),
+            "-o",
+            path(&arm),
+            "--target",
+            "aarch64-unknown-linux-gnu",
+        ]);
+        let inspect = kiln(&["inspect", path(&arm)]);
+        assert!(String::from_utf8_lossy(&inspect.stdout).contains("aarch64-unknown-linux-gnu"));
     }
 }
 

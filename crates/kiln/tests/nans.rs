@@ -8,7 +8,11 @@ const WAT: &str = r#"(module
   (func (export "add64") (param f64 f64) (result f64) (f64.add (local.get 0) (local.get 1)))
   (func (export "neg32") (param f32) (result f32) (f32.neg (local.get 0)))
   (func (export "sqrt64") (param f64) (result f64) (f64.sqrt (local.get 0)))
-  (func (export "demote") (param f64) (result f32) (f32.demote_f64 (local.get 0))))"#;
+  (func (export "demote") (param f64) (result f32) (f32.demote_f64 (local.get 0)))
+  (func (export "div32x4") (param v128 v128) (result v128)
+    (f32x4.div (local.get 0) (local.get 1)))
+  (func (export "pmin64x2") (param v128 v128) (result v128)
+    (f64x2.pmin (local.get 0) (local.get 1))))"#;
 
 fn call(engine: &Engine, name: &str, args: &[Val]) -> Val {
     let module = Module::new(engine, WAT).unwrap();
