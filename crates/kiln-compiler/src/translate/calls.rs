@@ -4,9 +4,9 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    self, ExtFuncData, ExternalName, InstBuilder, UserExternalName, Value, types,
+    self, ExtFuncData, ExternalName, InstBuilder, UserExternalName, types,
 };
-use kiln_artifact::vmoffsets::{func_ref, function_import, table_definition};
+use kiln_artifact::vmoffsets::{func_ref, function_import};
 use kiln_artifact::{DefinedFuncIndex, FuncIndex, TableIndex, TrapCode, TypeIndex};
 use wasmparser::Operator;
 
@@ -65,19 +65,7 @@ impl FuncTranslator<'_, '_> {
         let index = self.pop();
         let params = self.popn(num_params);
 
-        let (def, offset) = self.table_definition(table);
-        let base = self.load_vm(POINTER_TYPE, def, offset + table_definition::BASE);
-        let len = self.load_vm(types::I32, def, offset + table_definition::CURRENT_ELEMENTS);
-        let oob = self
-            .builder
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-        self.builder
-            .ins()
-            .trapnz(oob, clif_trap(TrapCode::IndirectCallOutOfBounds));
-        let index = self.builder.ins().uextend(POINTER_TYPE, index);
-        let scaled = self.builder.ins().ishl_imm_u(index, 3);
-        let slot = self.builder.ins().iadd(base, scaled);
+        let slot = self.table_slot(table, index, TrapCode::IndirectCallOutOfBounds);
         let funcref = self.load_vm(POINTER_TYPE, slot, 0);
         self.builder
             .ins()
@@ -97,19 +85,6 @@ impl FuncTranslator<'_, '_> {
         let sig = self.signature(ty);
         let call = self.builder.ins().call_indirect(sig, code, &args);
         self.push_results(call);
-    }
-
-    /// The `VMTableDefinition` of `table`: a pointer and an offset from it.
-    pub(super) fn table_definition(&mut self, table: TableIndex) -> (Value, u32) {
-        let info = self.module.info;
-        let offsets = self.module.offsets;
-        match info.defined_table_index(table) {
-            Some(defined) => (self.vmctx, offsets.defined_table(defined.0)),
-            None => {
-                let ptr = self.load_vm(POINTER_TYPE, self.vmctx, offsets.imported_table(table.0));
-                (ptr, 0)
-            }
-        }
     }
 
     fn push_results(&mut self, call: ir::Inst) {

@@ -21,14 +21,14 @@ impl FuncTranslator<'_, '_> {
         match *op {
             Operator::TableGet { table } => {
                 let index = self.pop();
-                let slot = self.table_slot(TableIndex(table), index);
+                let slot = self.table_slot(TableIndex(table), index, TrapCode::TableOutOfBounds);
                 let v = self.load_vm(POINTER_TYPE, slot, 0);
                 self.push(v);
             }
             Operator::TableSet { table } => {
                 let value = self.pop();
                 let index = self.pop();
-                let slot = self.table_slot(TableIndex(table), index);
+                let slot = self.table_slot(TableIndex(table), index, TrapCode::TableOutOfBounds);
                 self.store_vm(value, slot, 0);
             }
             Operator::TableSize { table } => {
@@ -105,9 +105,22 @@ impl FuncTranslator<'_, '_> {
         }
     }
 
+    /// The `VMTableDefinition` of `table`: a pointer and an offset from it.
+    pub(super) fn table_definition(&mut self, table: TableIndex) -> (Value, u32) {
+        let info = self.module.info;
+        let offsets = self.module.offsets;
+        match info.defined_table_index(table) {
+            Some(defined) => (self.vmctx, offsets.defined_table(defined.0)),
+            None => {
+                let ptr = self.load_vm(POINTER_TYPE, self.vmctx, offsets.imported_table(table.0));
+                (ptr, 0)
+            }
+        }
+    }
+
     /// The address of element `index` of `table`, after a bounds check that traps with
-    /// `TableOutOfBounds`.
-    fn table_slot(&mut self, table: TableIndex, index: Value) -> Value {
+    /// `code`.
+    pub(super) fn table_slot(&mut self, table: TableIndex, index: Value, code: TrapCode) -> Value {
         let (def, offset) = self.table_definition(table);
         let base = self.load_vm(POINTER_TYPE, def, offset + table_definition::BASE);
         let len = self.load_vm(types::I32, def, offset + table_definition::CURRENT_ELEMENTS);
@@ -115,9 +128,7 @@ impl FuncTranslator<'_, '_> {
             .builder
             .ins()
             .icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-        self.builder
-            .ins()
-            .trapnz(oob, clif_trap(TrapCode::TableOutOfBounds));
+        self.builder.ins().trapnz(oob, clif_trap(code));
         let index = self.builder.ins().uextend(POINTER_TYPE, index);
         let scaled = self.builder.ins().ishl_imm_u(index, 3);
         self.builder.ins().iadd(base, scaled)
