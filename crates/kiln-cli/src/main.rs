@@ -4,7 +4,6 @@
 mod compile;
 mod inspect;
 mod run;
-mod wasi;
 mod wast;
 
 use std::process::ExitCode;

@@ -11,7 +11,8 @@ use kiln::{
 };
 use kiln_artifact::Header;
 
-use crate::wasi::{self, WasiCtx};
+use kiln_wasi::{WASI_MODULE, WasiCtx};
+
 use crate::{CliError, CliResult, fail};
 
 /// Arguments of `kiln run`.
@@ -22,6 +23,16 @@ pub struct RunArgs {
     /// Call this exported function instead of `_start`.
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
+    /// Give the program a host directory, as `HOST` or `HOST::GUEST` (the name the program
+    /// sees; by default the host path). Repeatable. Nothing outside these is reachable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+    /// Set an environment variable of the program. Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    envs: Vec<String>,
+    /// Pass the whole host environment to the program (before any --env).
+    #[arg(long)]
+    inherit_env: bool,
     /// With --invoke, the function's arguments (parsed by its parameter types); otherwise the
     /// program's arguments.
     #[arg(
@@ -92,10 +103,27 @@ pub fn main(args: RunArgs) -> CliResult {
     if args.invoke.is_none() {
         argv.extend(args.args.iter().cloned());
     }
-    let mut store = Store::new(&engine, WasiCtx::new(argv));
+    let mut builder = WasiCtx::builder();
+    builder.args(argv);
+    if args.inherit_env {
+        builder.inherit_env();
+    }
+    for pair in &args.envs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| fail!("--env takes KEY=VALUE, got `{pair}`"))?;
+        builder.env(key, value);
+    }
+    for dir in &args.dirs {
+        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+        builder
+            .preopened_dir(host, guest)
+            .map_err(|e| fail!("cannot open directory `{host}` for --dir: {e}"))?;
+    }
+    let mut store = Store::new(&engine, builder.build());
     let mut linker = Linker::new(&engine);
-    if module.imports().any(|i| i.module() == wasi::WASI_MODULE) {
-        wasi::add_to_linker(&mut linker, &module)?;
+    if module.imports().any(|i| i.module() == WASI_MODULE) {
+        kiln_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
     }
     let instance = linker.instantiate(&mut store, &module);
     let instance = match instance {
