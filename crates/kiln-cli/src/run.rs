@@ -133,7 +133,24 @@ pub fn main(args: RunArgs) -> CliResult {
 
     let Some(name) = &args.invoke else {
         let Some(start) = instance.get_func(&mut store, "_start") else {
-            return Ok(ExitCode::SUCCESS);
+            let funcs: Vec<String> = module
+                .exports()
+                .filter(|e| matches!(e.ty(), kiln::ExternType::Func(_)))
+                .map(|e| format!("{} {}", e.name(), e.ty()))
+                .collect();
+            return Err(if funcs.is_empty() {
+                fail!(
+                    "`{}` has no `_start` function and exports no function to --invoke",
+                    args.file.display()
+                )
+            } else {
+                fail!(
+                    "`{}` has no `_start` function; run one of its exports with --invoke NAME \
+                     [ARGS]: {}",
+                    args.file.display(),
+                    funcs.join(", ")
+                )
+            });
         };
         let result = start.call(&mut store, &[], &mut []);
         return finish(&store, result);

@@ -169,6 +169,31 @@ fn runs_a_c_program_through_wasi() {
     let out = kiln(&["run", path(&hello_wasm())]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "Hello from Kiln!\n");
+
+    // The README's first command: the file comes from the directory given with --dir.
+    let programs = hello_wasm().parent().unwrap().to_owned();
+    let dir = format!("{}::/programs", path(&programs));
+    let out = kiln(&[
+        "run",
+        "--dir",
+        &dir,
+        path(&hello_wasm()),
+        "/programs/hello.txt",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected = std::fs::read_to_string(programs.join("hello.txt")).unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!("Hello from Kiln!\n/programs/hello.txt: {expected}")
+    );
+    // Without it the program cannot reach the file, and says why.
+    let out = kiln(&["run", path(&hello_wasm()), "/programs/hello.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/programs/hello.txt: "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -327,4 +352,19 @@ fn compiles_and_invokes_a_module_using_all_of_wasm_2() {
         );
         assert_eq!(invoke(&["no_object"]), "1\n");
     }
+}
+
+#[test]
+fn a_module_without_start_lists_what_to_invoke() {
+    let dir = scratch("no-start");
+    let wat = dir.join("lib.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let out = kiln(&["run", path(&wat)]);
+    assert_one_line_error(&out);
+    let err = stderr(&out);
+    assert!(err.contains("has no `_start` function"), "{err}");
+    assert!(
+        err.contains("add (func (param i32 i32) (result i32))") && err.contains("boom (func)"),
+        "{err}"
+    );
 }

@@ -144,6 +144,48 @@ impl<T: 'static> Linker<T> {
         })
     }
 
+    /// What the linker offers near a missing `module::name`, for the error message: the
+    /// same name in other modules, or what the module defines, or which modules exist.
+    fn what_is_defined(&self, module: &str, name: &str) -> String {
+        let mut same_name: Vec<&str> = self
+            .defs
+            .keys()
+            .filter(|(m, n)| n == name && m != module)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        same_name.sort_unstable();
+        if !same_name.is_empty() {
+            let list: Vec<String> = same_name.iter().map(|m| format!("`{m}::{name}`")).collect();
+            return format!("; the linker defines {}", list.join(", "));
+        }
+        let mut in_module: Vec<&str> = self
+            .defs
+            .keys()
+            .filter(|(m, _)| m == module)
+            .map(|(_, n)| n.as_str())
+            .collect();
+        if !in_module.is_empty() {
+            in_module.sort_unstable();
+            let shown = in_module.len().min(8);
+            let more = if in_module.len() > shown { ", ..." } else { "" };
+            return format!(
+                "; module `{module}` defines {}{more}",
+                in_module[..shown].join(", ")
+            );
+        }
+        let mut modules: Vec<&str> = self.defs.keys().map(|(m, _)| m.as_str()).collect();
+        modules.sort_unstable();
+        modules.dedup();
+        if modules.is_empty() {
+            "; the linker defines nothing".to_owned()
+        } else {
+            format!(
+                "; nothing is defined in module `{module}` (defined modules: {})",
+                modules.join(", ")
+            )
+        }
+    }
+
     /// Instantiates `module`, resolving each import by name.
     pub fn instantiate(
         &self,
@@ -161,9 +203,11 @@ impl<T: 'static> Linker<T> {
                 .get(&mut store, import.module(), import.name())
                 .ok_or_else(|| {
                     Error::Link(format!(
-                        "unknown import: `{}::{}` has not been defined",
+                        "unknown import: `{}::{}` of type {} has not been defined{}",
                         import.module(),
-                        import.name()
+                        import.name(),
+                        import.ty(),
+                        self.what_is_defined(import.module(), import.name())
                     ))
                 })?;
             imports.push(ext);

@@ -528,11 +528,28 @@ fn unknown_import_is_a_link_error() {
     let engine = Engine::default();
     let module = Module::new(&engine, r#"(module (import "a" "b" (func)))"#).unwrap();
     let mut store = Store::new(&engine, ());
-    let linker = Linker::<()>::new(&engine);
+    let mut linker = Linker::<()>::new(&engine);
     let err = linker.instantiate(&mut store, &module).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "link error: unknown import: `a::b` has not been defined"
+        "link error: unknown import: `a::b` of type (func) has not been defined; the linker \
+         defines nothing"
+    );
+    // The message says what the linker has instead: the same name in another module...
+    linker.func_wrap("other", "b", || {}).unwrap();
+    linker.func_wrap("a", "c", |x: i32| x).unwrap();
+    let err = linker.instantiate(&mut store, &module).unwrap_err();
+    assert!(
+        err.to_string().ends_with("; the linker defines `other::b`"),
+        "{err}"
+    );
+    // ...or what the module it names defines.
+    let module = Module::new(&engine, r#"(module (import "a" "x" (func (param i64))))"#).unwrap();
+    let err = linker.instantiate(&mut store, &module).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "link error: unknown import: `a::x` of type (func (param i64)) has not been defined; \
+         module `a` defines c"
     );
 }
 
