@@ -121,6 +121,9 @@ pub struct CodegenSettings {
     /// Whether every NaN that float arithmetic produces is replaced by the canonical NaN
     /// (positive sign, quiet bit only), so results are bit-identical on every CPU.
     pub canonicalize_nans: bool,
+    /// Whether function entries and loop headers check the engine's epoch against the
+    /// store's deadline and trap with `Interrupt` once it is reached.
+    pub epoch_interruption: bool,
 }
 
 impl CodegenSettings {
@@ -136,9 +139,11 @@ impl CodegenSettings {
             BoundsChecks::Explicit => "explicit",
         };
         format!(
-            "opt_level={opt},bounds_checks={bounds},proposals={:#x},canonicalize_nans={}",
+            "opt_level={opt},bounds_checks={bounds},proposals={:#x},canonicalize_nans={},\
+             epoch_interruption={}",
             self.proposals.bits(),
-            self.canonicalize_nans
+            self.canonicalize_nans,
+            self.epoch_interruption
         )
     }
 }

@@ -34,6 +34,10 @@ pub const VMGLOBAL_SIZE: u32 = 16;
 pub mod store_context {
     /// `usize`: the lowest stack address wasm code may use; the prologue traps below it.
     pub const STACK_LIMIT: u32 = 0;
+    /// `u64`: the epoch at which code compiled with epoch interruption traps.
+    pub const EPOCH_DEADLINE: u32 = 8;
+    /// `*const AtomicU64`: the engine's current epoch.
+    pub const EPOCH_COUNTER: u32 = 16;
 }
 
 /// Offsets inside `VMMemoryDefinition`.

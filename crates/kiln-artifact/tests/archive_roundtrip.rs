@@ -387,6 +387,7 @@ fn header_fields_roundtrip() {
             bounds_checks: BoundsChecks::Explicit,
             proposals: Default::default(),
             canonicalize_nans: true,
+            epoch_interruption: true,
         }
         .encode(),
         pointer_size: 8,

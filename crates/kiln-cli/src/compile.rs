@@ -32,6 +32,12 @@ pub struct CodegenArgs {
     /// How linear-memory accesses are kept in bounds.
     #[arg(long, value_enum, default_value_t = Bounds::GuardPages)]
     bounds_checks: Bounds,
+    /// Make the code interruptible (needed by `kiln run --timeout`).
+    #[arg(long)]
+    epoch_interruption: bool,
+    /// Replace every NaN that float arithmetic produces with the canonical NaN.
+    #[arg(long)]
+    canonicalize_nans: bool,
 }
 
 impl CodegenArgs {
@@ -47,6 +53,9 @@ impl CodegenArgs {
             Bounds::GuardPages => BoundsChecks::GuardPages,
             Bounds::Explicit => BoundsChecks::Explicit,
         });
+        config
+            .epoch_interruption(self.epoch_interruption)
+            .canonicalize_nans(self.canonicalize_nans);
         config
     }
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kiln::{
-    BoundsChecks, Config, Engine, Linker, Module, OptLevel, Proposal, Proposals, Store, Val,
-    ValType,
+    BoundsChecks, Config, Engine, Linker, Module, OptLevel, Proposal, Proposals, Store,
+    StoreLimits, TrapCode, Val, ValType,
 };
 use kiln_artifact::Header;
 
@@ -33,6 +33,12 @@ pub struct RunArgs {
     /// Pass the whole host environment to the program (before any --env).
     #[arg(long)]
     inherit_env: bool,
+    /// Stop the program after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Largest size of the program's linear memory, in bytes (suffixes K, M, G allowed).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_memory: Option<usize>,
     /// With --invoke, the function's arguments (parsed by its parameter types); otherwise the
     /// program's arguments.
     #[arg(
@@ -45,8 +51,9 @@ pub struct RunArgs {
 
 /// Loads `path`: an artifact (recognised by its magic bytes) through the checked
 /// deserializer, with an engine configured like the compiler that made it; anything else
-/// as WebAssembly binary or text with the default engine.
-pub fn load_module(path: &Path) -> Result<(Engine, Module), CliError> {
+/// as WebAssembly binary or text with the default engine (made interruptible if
+/// `interruptible`).
+pub fn load_module(path: &Path, interruptible: bool) -> Result<(Engine, Module), CliError> {
     let bytes = std::fs::read(path).map_err(|e| fail!("cannot read `{}`: {e}", path.display()))?;
     let loaded = if bytes.starts_with(&kiln_artifact::header::MAGIC) {
         let engine = match Header::parse(&bytes) {
@@ -55,7 +62,9 @@ pub fn load_module(path: &Path) -> Result<(Engine, Module), CliError> {
         };
         Module::deserialize_file(&engine, path).map(|m| (engine, m))
     } else {
-        let engine = Engine::default();
+        let mut config = Config::new();
+        config.epoch_interruption(interruptible);
+        let engine = Engine::new(&config)?;
         Module::new(&engine, &bytes).map(|m| (engine, m))
     };
     loaded.map_err(|e| fail!("cannot load `{}`: {e}", path.display()))
@@ -76,6 +85,7 @@ fn config_for(settings: &str) -> Config {
             }
             Some(("bounds_checks", "explicit")) => config.bounds_checks(BoundsChecks::Explicit),
             Some(("canonicalize_nans", "true")) => config.canonicalize_nans(true),
+            Some(("epoch_interruption", "true")) => config.epoch_interruption(true),
             Some(("proposals", bits)) => match parse_proposals(bits) {
                 Some(proposals) => config.wasm_proposals(proposals),
                 None => &mut config,
@@ -98,7 +108,16 @@ fn parse_proposals(bits: &str) -> Option<Proposals> {
 
 /// Runs `kiln run`.
 pub fn main(args: RunArgs) -> CliResult {
-    let (engine, module) = load_module(&args.file)?;
+    let timeout = match args.timeout {
+        Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
+        Some(t) => {
+            return Err(fail!(
+                "--timeout takes a positive number of seconds, not {t}"
+            ));
+        }
+        None => None,
+    };
+    let (engine, module) = load_module(&args.file, timeout.is_some())?;
     let mut argv = vec![args.file.display().to_string()];
     if args.invoke.is_none() {
         argv.extend(args.args.iter().cloned());
@@ -120,7 +139,29 @@ pub fn main(args: RunArgs) -> CliResult {
             .preopened_dir(host, guest)
             .map_err(|e| fail!("cannot open directory `{host}` for --dir: {e}"))?;
     }
+    let limits = Limits {
+        timeout,
+        max_memory: args.max_memory,
+    };
     let mut store = Store::new(&engine, builder.build());
+    if let Some(bytes) = args.max_memory {
+        store.set_limits(StoreLimits::new().memory_size(bytes));
+    }
+    if let Some(timeout) = timeout {
+        if !engine.is_interruptible() {
+            return Err(fail!(
+                "--timeout needs interruptible code, but `{}` was compiled without it \
+                 (recompile with `kiln compile --epoch-interruption`)",
+                args.file.display()
+            ));
+        }
+        store.set_epoch_deadline(1);
+        let ticker = engine.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(timeout);
+            ticker.increment_epoch();
+        });
+    }
     let mut linker = Linker::new(&engine);
     if module.imports().any(|i| i.module() == WASI_MODULE) {
         kiln_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
@@ -128,7 +169,7 @@ pub fn main(args: RunArgs) -> CliResult {
     let instance = linker.instantiate(&mut store, &module);
     let instance = match instance {
         Ok(instance) => instance,
-        Err(e) => return finish(&store, Err(e)),
+        Err(e) => return finish(&store, &limits, Err(e)),
     };
 
     let Some(name) = &args.invoke else {
@@ -153,14 +194,14 @@ pub fn main(args: RunArgs) -> CliResult {
             });
         };
         let result = start.call(&mut store, &[], &mut []);
-        return finish(&store, result);
+        return finish(&store, &limits, result);
     };
     if name != "_initialize"
         && let Some(init) = instance.get_func(&mut store, "_initialize")
     {
         let result = init.call(&mut store, &[], &mut []);
         if store.data().exit_code.is_some() || result.is_err() {
-            return finish(&store, result);
+            return finish(&store, &limits, result);
         }
     }
     let func = instance
@@ -187,16 +228,68 @@ pub fn main(args: RunArgs) -> CliResult {
             println!("{}", render(val));
         }
     }
-    finish(&store, result)
+    finish(&store, &limits, result)
 }
 
 /// The exit status: `proc_exit`'s if it was called, else success or the error.
-fn finish(store: &Store<WasiCtx>, result: kiln::Result<()>) -> CliResult {
+fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> CliResult {
+    if store.memory_limit_reached()
+        && let Some(bytes) = limits.max_memory
+    {
+        eprintln!(
+            "note: the program asked for more linear memory than --max-memory allows \
+             ({bytes} bytes); memory.grow returned -1"
+        );
+    }
     if let Some(code) = store.data().exit_code {
         return Ok(ExitCode::from(code as u8));
     }
-    result?;
-    Ok(ExitCode::SUCCESS)
+    match result {
+        // A trap gets a status of its own (that of an abort), so scripts can tell it from
+        // the program's own failures.
+        Err(e) if e.as_trap().map(|t| t.code()) == Some(TrapCode::Interrupt) => {
+            let after = limits.timeout.map_or(0.0, |t| t.as_secs_f64());
+            eprintln!(
+                "error: the program ran longer than --timeout {after}s and was stopped ({e})"
+            );
+            Ok(ExitCode::from(TRAP_STATUS))
+        }
+        Err(e) if e.as_trap().is_some() => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(TRAP_STATUS))
+        }
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The exit status of a program that trapped.
+pub const TRAP_STATUS: u8 = 134;
+
+/// The limits given on the command line, for the messages when one is hit.
+struct Limits {
+    timeout: Option<std::time::Duration>,
+    max_memory: Option<usize>,
+}
+
+/// A size in bytes: a number with an optional K, M or G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        _ => return Err(format!("unknown size suffix in `{text}` (use K, M or G)")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size in bytes"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 fn parse_arg(ty: ValType, text: &str) -> Result<Val, CliError> {

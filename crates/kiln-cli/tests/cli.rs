@@ -368,3 +368,92 @@ fn a_module_without_start_lists_what_to_invoke() {
         "{err}"
     );
 }
+
+#[test]
+fn timeout_stops_a_runaway_program_and_traps_have_their_own_status() {
+    let dir = scratch("timeout");
+    let wat = dir.join("spin.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+    )
+    .unwrap();
+    let out = kiln(&["run", "--timeout", "0.2", path(&wat)]);
+    assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ran longer than --timeout 0.2s and was stopped"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An artifact compiled without epoch checks cannot honour --timeout, and says so.
+    let artifact = dir.join("spin.kiln");
+    assert!(
+        kiln(&["compile", path(&wat), "-o", path(&artifact)])
+            .status
+            .success()
+    );
+    let out = kiln(&["run", "--timeout", "0.2", path(&artifact)]);
+    assert_one_line_error(&out);
+    assert!(
+        stderr(&out).contains("--epoch-interruption"),
+        "{}",
+        stderr(&out)
+    );
+    let interruptible = dir.join("spin-epoch.kiln");
+    let compiled = kiln(&[
+        "compile",
+        path(&wat),
+        "-o",
+        path(&interruptible),
+        "--epoch-interruption",
+    ]);
+    assert!(compiled.status.success(), "{}", stderr(&compiled));
+    let out = kiln(&["run", "--timeout", "0.2", path(&interruptible)]);
+    assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+
+    // Any other trap: the same status, the trap's kind on stderr.
+    let boom = dir.join("boom.wat");
+    std::fs::write(&boom, ADD_WAT).unwrap();
+    let out = kiln(&["run", path(&boom), "--invoke", "boom"]);
+    assert_eq!(out.status.code(), Some(134));
+    assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
+}
+
+#[test]
+fn max_memory_limits_growth_with_a_note() {
+    let dir = scratch("max-memory");
+    let wat = dir.join("grow.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (memory (export "memory") 1)
+             (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
+    )
+    .unwrap();
+    let out = kiln(&[
+        "run",
+        "--max-memory",
+        "256K",
+        path(&wat),
+        "--invoke",
+        "grow",
+        "3",
+    ]);
+    assert_eq!(stdout(&out), "1\n", "{}", stderr(&out));
+    let out = kiln(&[
+        "run",
+        "--max-memory",
+        "256K",
+        path(&wat),
+        "--invoke",
+        "grow",
+        "4",
+    ]);
+    assert_eq!(stdout(&out), "-1\n");
+    assert!(
+        stderr(&out).contains("more linear memory than --max-memory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_one_line_error(&kiln(&["run", "--max-memory", "12Q", path(&wat)]));
+}

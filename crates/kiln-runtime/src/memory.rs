@@ -26,6 +26,8 @@ pub struct Memory {
     ty: MemoryType,
     /// Largest size in pages this memory may reach.
     max_pages: u64,
+    /// Set when growing failed only because of the store's limit.
+    limit_reached: bool,
     /// Where the authoritative definition lives: inline in the defining instance's vmctx,
     /// or in `own_definition` for memories created by the host.
     definition: *mut VMMemoryDefinition,
@@ -77,6 +79,7 @@ impl Memory {
             reservation,
             ty,
             max_pages,
+            limit_reached: false,
             definition,
             own_definition: Some(own),
         }))
@@ -110,6 +113,11 @@ impl Memory {
             min: self.size_pages(),
             ..self.ty
         }
+    }
+
+    /// Whether a `grow` was refused because of the store's limit rather than the type's.
+    pub fn limit_reached(&self) -> bool {
+        self.limit_reached
     }
 
     /// The largest number of pages this memory may reach.
@@ -158,6 +166,10 @@ impl Memory {
         let old = self.size_pages();
         let new = old.checked_add(delta)?;
         if new > self.max_pages {
+            // Within the type's maximum, so only the store's limit stood in the way.
+            if new <= self.ty.max.unwrap_or(MAX_PAGES).min(MAX_PAGES) {
+                self.limit_reached = true;
+            }
             return None;
         }
         if delta == 0 {

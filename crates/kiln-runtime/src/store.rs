@@ -5,6 +5,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_artifact::{
     ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo, DefinedFuncIndex,
@@ -167,7 +168,12 @@ pub struct StoreOpaque {
     /// with it, wherever wasm left references to them.
     extern_objects: Vec<Box<dyn Any + Send + Sync>>,
     limits: StoreLimits,
+    /// The engine's epoch counter, kept alive while the context points to it.
+    epoch: Option<Arc<AtomicU64>>,
 }
+
+/// The epoch of stores whose engine has none: never advances.
+static NO_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// A store with host data `D`.
 pub struct Store<D> {
@@ -197,6 +203,8 @@ impl<D: 'static> Store<D> {
             opaque: StoreOpaque {
                 ctx: Box::new(VMStoreContext {
                     stack_limit: 0,
+                    epoch_deadline: u64::MAX,
+                    epoch_counter: &NO_EPOCH,
                     store: std::ptr::null_mut(),
                     code_ranges: std::ptr::null(),
                 }),
@@ -211,6 +219,7 @@ impl<D: 'static> Store<D> {
                 func_refs: HashMap::new(),
                 extern_objects: Vec::new(),
                 limits: StoreLimits::default(),
+                epoch: None,
             },
             data,
         }
@@ -850,6 +859,25 @@ impl StoreOpaque {
         let table = Table::new(ty, init, self.limits.table_elements)?;
         self.tables.push(table);
         Ok(TableId(self.tables.len() as u32 - 1))
+    }
+
+    /// Makes interruptible code of this store watch `counter` (the engine's epoch).
+    pub fn set_epoch_counter(&mut self, counter: Arc<AtomicU64>) {
+        self.ctx.epoch_counter = Arc::as_ptr(&counter);
+        self.epoch = Some(counter);
+    }
+
+    /// Interruptible code traps once the epoch has advanced `ticks` past its current value.
+    pub fn set_epoch_deadline(&mut self, ticks: u64) {
+        // SAFETY: `epoch_counter` points to `NO_EPOCH` or to the counter `self.epoch` keeps
+        // alive.
+        let now = unsafe { (*self.ctx.epoch_counter).load(Ordering::Relaxed) };
+        self.ctx.epoch_deadline = now.saturating_add(ticks);
+    }
+
+    /// Whether some memory of the store could not grow because of the store's limit.
+    pub fn memory_limit_reached(&self) -> bool {
+        self.memories.iter().any(|m| m.limit_reached())
     }
 
     /// The store's resource limits.

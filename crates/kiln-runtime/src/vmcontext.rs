@@ -58,14 +58,21 @@ impl ValRaw {
 pub struct VMStoreContext {
     /// Lowest stack address wasm may use; 0 when no wasm runs.
     pub stack_limit: usize,
+    /// The epoch at which interruptible code traps.
+    pub epoch_deadline: u64,
+    /// The engine's epoch counter (a never-moving zero until the store gets one).
+    pub epoch_counter: *const std::sync::atomic::AtomicU64,
     /// The generic `Store<D>` that owns this context, set on every entry into wasm.
     pub store: *mut (),
     /// The code ranges of the store's modules, read by the signal handler.
     pub code_ranges: *const Vec<(usize, usize)>,
 }
 
-const _: () =
+const _: () = {
     assert!(offset_of!(VMStoreContext, stack_limit) == store_context::STACK_LIMIT as usize);
+    assert!(offset_of!(VMStoreContext, epoch_deadline) == store_context::EPOCH_DEADLINE as usize);
+    assert!(offset_of!(VMStoreContext, epoch_counter) == store_context::EPOCH_COUNTER as usize);
+};
 
 /// `VMMemoryDefinition`: base and current length of a linear memory.
 #[repr(C)]

@@ -1,6 +1,7 @@
 //! Configuration and engines.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_artifact::{BoundsChecks, CodegenSettings, CompatInfo, OptLevel, Proposal, Proposals};
 use kiln_compiler::CompileConfig;
@@ -57,6 +58,15 @@ impl Config {
     /// Off by default, as WebAssembly allows any NaN sign and payload there.
     pub fn canonicalize_nans(&mut self, enable: bool) -> &mut Self {
         self.settings.canonicalize_nans = enable;
+        self
+    }
+
+    /// Makes compiled code interruptible: function entries and loop headers compare the
+    /// engine's epoch ([`Engine::increment_epoch`]) with the store's deadline
+    /// ([`crate::Store::set_epoch_deadline`]) and trap with `TrapCode::Interrupt` once it is
+    /// reached. Costs a few instructions per loop iteration; off by default.
+    pub fn epoch_interruption(&mut self, enable: bool) -> &mut Self {
+        self.settings.epoch_interruption = enable;
         self
     }
 
@@ -123,6 +133,7 @@ struct EngineInner {
     compile: CompileConfig,
     compat: CompatInfo,
     host_triple: String,
+    epoch: Arc<AtomicU64>,
 }
 
 /// Compiles and loads modules for one target and configuration. Cheap to clone.
@@ -146,6 +157,7 @@ impl Engine {
                 compile,
                 compat,
                 host_triple: kiln_compiler::host_triple(),
+                epoch: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -154,6 +166,23 @@ impl Engine {
     pub fn precompile_module(&self, wasm: &[u8]) -> Result<Vec<u8>> {
         let wasm = crate::module::parse_wat(wasm)?;
         Ok(kiln_compiler::compile(&wasm, &self.inner.compile)?)
+    }
+
+    /// Advances the epoch by one: code compiled with [`Config::epoch_interruption`] in any
+    /// store of this engine whose deadline is reached traps at its next check. Cheap and
+    /// callable from any thread (for example a timer).
+    pub fn increment_epoch(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether code compiled by this engine checks the epoch (see
+    /// [`Config::epoch_interruption`]).
+    pub fn is_interruptible(&self) -> bool {
+        self.inner.config.settings.epoch_interruption
+    }
+
+    pub(crate) fn epoch_counter(&self) -> Arc<AtomicU64> {
+        self.inner.epoch.clone()
     }
 
     /// The target triple this engine compiles for.

@@ -32,9 +32,9 @@ impl<T: 'static> Store<T> {
             id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
             data,
         };
-        Store {
-            inner: kiln_runtime::Store::new(engine.store_config(), data),
-        }
+        let mut inner = kiln_runtime::Store::new(engine.store_config(), data);
+        inner.opaque_mut().set_epoch_counter(engine.epoch_counter());
+        Store { inner }
     }
 }
 
@@ -59,6 +59,19 @@ impl<T> Store<T> {
     /// memories and tables (creating more fails).
     pub fn set_limits(&mut self, limits: StoreLimits) {
         self.inner.opaque_mut().set_limits(limits);
+    }
+
+    /// Code compiled with `Config::epoch_interruption` traps with `TrapCode::Interrupt` once
+    /// the engine's epoch has advanced `ticks` past its current value (the default deadline
+    /// is never).
+    pub fn set_epoch_deadline(&mut self, ticks: u64) {
+        self.inner.opaque_mut().set_epoch_deadline(ticks);
+    }
+
+    /// Whether some memory of this store could not grow because of [`Store::set_limits`]
+    /// (wasm saw -1 from `memory.grow`), as opposed to its own maximum.
+    pub fn memory_limit_reached(&self) -> bool {
+        self.inner.opaque().memory_limit_reached()
     }
 
     /// The store's limits.

@@ -81,6 +81,7 @@ impl FuncTranslator<'_, '_> {
                 let args = block_args(self.peek(params.len()));
                 self.builder.ins().jump(header, &args);
                 self.builder.switch_to_block(header);
+                self.epoch_check();
                 let height = self.stack.len() - params.len();
                 self.stack.truncate(height);
                 self.stack

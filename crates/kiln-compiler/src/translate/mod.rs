@@ -121,6 +121,7 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
         let params = self.builder.block_params(entry).to_vec();
         self.vmctx = params[0];
         self.set_stack_limit();
+        self.epoch_check();
 
         for (&param, &wasm_ty) in params[2..].iter().zip(&ty.params) {
             let var = self.builder.declare_var(clif_type(wasm_ty));
@@ -172,6 +173,35 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             flags,
         });
         self.builder.func.stack_limit = Some(limit);
+    }
+
+    /// With epoch interruption on: traps with `Interrupt` once the engine's epoch reaches
+    /// the store's deadline. Placed at function entry and loop headers, so every path that
+    /// runs long passes one. The epoch is read with an atomic load, which the optimiser can
+    /// never hoist out of a loop or merge with an earlier read.
+    pub(super) fn epoch_check(&mut self) {
+        if !self.module.settings.epoch_interruption {
+            return;
+        }
+        let store = self.load_vm(
+            POINTER_TYPE,
+            self.vmctx,
+            self.module.offsets.store_context(),
+        );
+        let counter = self.load_vm(POINTER_TYPE, store, store_context::EPOCH_COUNTER);
+        let epoch = self
+            .builder
+            .ins()
+            .atomic_load(types::I64, MemFlagsData::trusted(), counter);
+        let deadline = self.load_vm(types::I64, store, store_context::EPOCH_DEADLINE);
+        let due = self.builder.ins().icmp(
+            cranelift_codegen::ir::condcodes::IntCC::UnsignedGreaterThanOrEqual,
+            epoch,
+            deadline,
+        );
+        self.builder
+            .ins()
+            .trapnz(due, clif_trap(TrapCode::Interrupt));
     }
 
     /// Translates one operator, or tracks nesting if the current position is unreachable.
