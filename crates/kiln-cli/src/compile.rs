@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use kiln::{BoundsChecks, Config, Engine, OptLevel};
 
+use crate::progress::CompileProgress;
 use crate::{CliResult, fail};
 
 /// Arguments of `kiln compile`.
@@ -84,9 +85,11 @@ pub fn main(args: CompileArgs) -> CliResult {
     let engine = Engine::new(&config)?;
     let input = &args.input;
     let wasm = std::fs::read(input).map_err(|e| fail!("cannot read `{}`: {e}", input.display()))?;
+    let progress = CompileProgress::new(&input.display().to_string());
     let artifact = engine
-        .precompile_module(&wasm)
+        .precompile_module_with_progress(&wasm, |done, total| progress.update(done, total))
         .map_err(|e| fail!("cannot compile `{}`: {e}", input.display()))?;
+    drop(progress);
     let output = args.output.unwrap_or_else(|| input.with_extension("kiln"));
     std::fs::write(&output, artifact)
         .map_err(|e| fail!("cannot write `{}`: {e}", output.display()))?;

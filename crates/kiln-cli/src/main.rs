@@ -3,6 +3,7 @@
 
 mod compile;
 mod inspect;
+mod progress;
 mod run;
 mod wast;
 
@@ -15,6 +16,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
+    /// Print nothing but results and errors (no progress bar).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    progress::set_quiet(cli.quiet);
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Compile(args) => compile::main(args),
         Command::Run(args) => run::main(args),

@@ -13,6 +13,7 @@ use kiln_artifact::Header;
 
 use kiln_wasi::{WASI_MODULE, WasiCtx};
 
+use crate::progress::CompileProgress;
 use crate::{CliError, CliResult, fail};
 
 /// Arguments of `kiln run`.
@@ -65,7 +66,9 @@ pub fn load_module(path: &Path, interruptible: bool) -> Result<(Engine, Module),
         let mut config = Config::new();
         config.epoch_interruption(interruptible);
         let engine = Engine::new(&config)?;
-        Module::new(&engine, &bytes).map(|m| (engine, m))
+        let progress = CompileProgress::new(&path.display().to_string());
+        Module::new_with_progress(&engine, &bytes, |done, total| progress.update(done, total))
+            .map(|m| (engine, m))
     };
     loaded.map_err(|e| fail!("cannot load `{}`: {e}", path.display()))
 }

@@ -457,3 +457,27 @@ fn max_memory_limits_growth_with_a_note() {
     );
     assert_one_line_error(&kiln(&["run", "--max-memory", "12Q", path(&wat)]));
 }
+
+#[test]
+fn compiling_prints_nothing_when_stderr_is_not_a_terminal() {
+    // The progress bar is for terminals only; with stderr captured, or with --quiet,
+    // compiling a module of thousands of functions prints nothing at all.
+    let dir = scratch("quiet");
+    let wat = dir.join("many.wat");
+    let funcs: String = (0..3000)
+        .map(|i| format!("(func (export \"f{i}\") (result i32) (i32.const {i}))"))
+        .collect();
+    std::fs::write(&wat, format!("(module {funcs})")).unwrap();
+    for quiet in [&[][..], &["--quiet"][..]] {
+        let artifact = dir.join("many.kiln");
+        let out = kiln(&[quiet, &["compile", path(&wat), "-o", path(&artifact)]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+        assert_eq!(stdout(&out), "");
+        let out = kiln(&[quiet, &["run", path(&wat), "--invoke", "f2999"]].concat());
+        assert_eq!(
+            (stdout(&out).as_str(), stderr(&out).as_str()),
+            ("2999\n", "")
+        );
+    }
+}

@@ -76,6 +76,16 @@ pub fn compat_info(config: &CompileConfig) -> Result<CompatInfo, CompileError> {
 /// Validates and compiles `wasm` into artifact bytes. Deterministic: the same bytes and
 /// config give the same artifact on any host and with any thread count.
 pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileError> {
+    compile_with_progress(wasm, config, &|_, _| {})
+}
+
+/// Like [`compile`], calling `progress(done, total)` (from any compilation thread) each
+/// time one more of the `total` functions and trampolines is compiled.
+pub fn compile_with_progress(
+    wasm: &[u8],
+    config: &CompileConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<u8>, CompileError> {
     let target = Target::new(config)?;
     let mut env = ModuleEnv::parse(wasm, config.settings.proposals)?;
     let pieces = match config.threads {
@@ -83,8 +93,8 @@ pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileEr
             .num_threads(n.max(1))
             .build()
             .map_err(|e| CompileError::Codegen(format!("thread pool: {e}")))?
-            .install(|| compile_all(&env, &target, config)),
-        None => compile_all(&env, &target, config),
+            .install(|| compile_all(&env, &target, config, progress)),
+        None => compile_all(&env, &target, config, progress),
     }?;
 
     let linked = link::link(&pieces, target.function_alignment(), target.padding_byte())?;
@@ -198,6 +208,7 @@ fn compile_all(
     env: &ModuleEnv<'_>,
     target: &Target,
     config: &CompileConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<CompiledCode>, CompileError> {
     let module = module_context(env, target, config);
     let bodies = (0..env.bodies.len()).map(|i| Unit::Body(DefinedFuncIndex(i as u32)));
@@ -206,11 +217,15 @@ fn compile_all(
         [Unit::ArrayToWasm(ty), Unit::WasmToArray(ty)]
     });
     let units: Vec<Unit> = bodies.chain(trampolines).collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
     units
         .par_iter()
         .map_init(FunctionBuilderContext::new, |builder_ctx, &unit| {
             let func = build_unit(env, &module, unit, builder_ctx)?;
-            link::compile_function(&*target.isa, func)
+            let code = link::compile_function(&*target.isa, func);
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(n, units.len());
+            code
         })
         .collect()
 }

@@ -164,8 +164,22 @@ impl Engine {
 
     /// Compiles `wasm` (binary or WAT) to artifact bytes, also for foreign targets.
     pub fn precompile_module(&self, wasm: &[u8]) -> Result<Vec<u8>> {
+        self.precompile_module_with_progress(wasm, |_, _| {})
+    }
+
+    /// Like [`Engine::precompile_module`], calling `progress(done, total)` (from any of the
+    /// compilation threads) as functions finish compiling, for progress displays.
+    pub fn precompile_module_with_progress(
+        &self,
+        wasm: &[u8],
+        progress: impl Fn(usize, usize) + Sync,
+    ) -> Result<Vec<u8>> {
         let wasm = crate::module::parse_wat(wasm)?;
-        Ok(kiln_compiler::compile(&wasm, &self.inner.compile)?)
+        Ok(kiln_compiler::compile_with_progress(
+            &wasm,
+            &self.inner.compile,
+            &progress,
+        )?)
     }
 
     /// Advances the epoch by one: code compiled with [`Config::epoch_interruption`] in any

@@ -138,9 +138,20 @@ pub(crate) fn parse_wat(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 impl Module {
     /// Compiles a module from the WebAssembly binary or text in `bytes`.
     pub fn new(engine: &Engine, bytes: impl AsRef<[u8]>) -> Result<Module> {
+        Self::new_with_progress(engine, bytes, |_, _| {})
+    }
+
+    /// Like [`Module::new`], calling `progress(done, total)` as functions finish compiling
+    /// (see [`Engine::precompile_module_with_progress`]).
+    pub fn new_with_progress(
+        engine: &Engine,
+        bytes: impl AsRef<[u8]>,
+        progress: impl Fn(usize, usize) + Sync,
+    ) -> Result<Module> {
         engine.check_runnable()?;
         let wasm = parse_wat(bytes.as_ref())?;
-        let artifact = kiln_compiler::compile(&wasm, engine.compile_config())?;
+        let artifact =
+            kiln_compiler::compile_with_progress(&wasm, engine.compile_config(), &progress)?;
         let loaded = LoadedModule::from_bytes_checked(&artifact, engine.compat())
             .map_err(Error::from_load)?;
         Ok(Module::from_loaded(engine, loaded))
