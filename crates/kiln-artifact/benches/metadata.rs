@@ -662,6 +662,7 @@ mod mirror {
         pub compiled: Vec<CompiledFunction>,
         pub trampolines: Vec<TypeTrampolines>,
         pub traps: Vec<TrapRecord>,
+        pub call_sites: Vec<(u32, u32)>,
         pub func_names: Vec<FuncName>,
     }
 
@@ -890,6 +891,11 @@ mod mirror {
                         code: t.code as u8,
                     })
                     .collect(),
+                call_sites: m
+                    .call_sites
+                    .iter()
+                    .map(|c| (c.return_offset, c.wasm_offset))
+                    .collect(),
                 func_names: m
                     .func_names
                     .iter()
@@ -1033,6 +1039,14 @@ mod mirror {
                         code_offset: t.code_offset,
                         wasm_offset: t.wasm_offset,
                         code: k::TrapCode::from_u8(t.code).expect("valid trap code"),
+                    })
+                    .collect(),
+                call_sites: m
+                    .call_sites
+                    .into_iter()
+                    .map(|(return_offset, wasm_offset)| k::CallSiteRecord {
+                        return_offset,
+                        wasm_offset,
                     })
                     .collect(),
                 func_names: m

@@ -214,6 +214,19 @@ pub struct TypeTrampolines {
     pub wasm_to_array: ByteRange,
 }
 
+/// A call instruction in the text section: where execution returns to, and the wasm
+/// instruction that made the call. A wasm backtrace finds the offset of each caller here.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct CallSiteRecord {
+    /// Offset of the return address from the start of the text section.
+    pub return_offset: u32,
+    /// Offset of the calling WebAssembly instruction in the module's bytes.
+    pub wasm_offset: u32,
+}
+
 /// A function's name from the name section.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
@@ -266,6 +279,8 @@ pub struct ModuleInfo {
     pub trampolines: PrimaryMap<TypeIndex, TypeTrampolines>,
     /// Instructions that may trap, sorted by `code_offset`.
     pub traps: Vec<TrapRecord>,
+    /// Calls from wasm functions, sorted by `return_offset`.
+    pub call_sites: Vec<CallSiteRecord>,
     /// Function names, sorted by function index.
     pub func_names: Vec<FuncName>,
 }
@@ -379,6 +394,15 @@ impl ArchivedModuleInfo {
             .binary_search_by_key(&code_offset, |t| t.code_offset.to_native())
             .ok()?;
         self.traps.get(idx)
+    }
+
+    /// The wasm offset of the call that returns to `return_offset`, if it is one.
+    pub fn lookup_call_site(&self, return_offset: u32) -> Option<u32> {
+        let idx = self
+            .call_sites
+            .binary_search_by_key(&return_offset, |c| c.return_offset.to_native())
+            .ok()?;
+        Some(self.call_sites[idx].wasm_offset.to_native())
     }
 
     /// The defined function whose body contains `code_offset`, if any.

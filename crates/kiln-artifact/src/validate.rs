@@ -155,6 +155,16 @@ pub fn validate_metadata(
         }
         prev = Some(off);
     }
+    let mut prev = None;
+    for c in info.call_sites.iter() {
+        let off = c.return_offset.to_native();
+        if u64::from(off) > code_len || prev.is_some_and(|p| p >= off) {
+            return Err(bad(format!(
+                "call site returning to code offset {off} is out of range or out of order"
+            )));
+        }
+        prev = Some(off);
+    }
     // Imports fill each index space in order, before the definitions.
     let mut next = [0u32; 4];
     for imp in info.imports.iter() {

@@ -231,6 +231,19 @@ fn check_archived(a: &ArchivedModuleInfo, b: &ModuleInfo) {
         assert_eq!(x.wasm_offset.to_native(), y.wasm_offset, "trap {i}");
         assert_eq!(x.code.native(), y.code, "trap {i}");
     }
+    assert_eq!(
+        a.call_sites.len(),
+        b.call_sites.len(),
+        "number of call sites"
+    );
+    for (i, (x, y)) in a.call_sites.iter().zip(&b.call_sites).enumerate() {
+        assert_eq!(
+            x.return_offset.to_native(),
+            y.return_offset,
+            "call site {i}"
+        );
+        assert_eq!(x.wasm_offset.to_native(), y.wasm_offset, "call site {i}");
+    }
     assert_eq!(a.func_names.len(), b.func_names.len(), "number of names");
     for (i, (x, y)) in a.func_names.iter().zip(&b.func_names).enumerate() {
         assert_eq!(x.func.native(), y.func, "name {i}");
@@ -240,6 +253,9 @@ fn check_archived(a: &ArchivedModuleInfo, b: &ModuleInfo) {
 
 /// The lookups the runtime makes on the archive agree with a search of the original.
 fn check_lookups(a: &ArchivedModuleInfo, b: &ModuleInfo) {
+    for c in &b.call_sites {
+        assert_eq!(a.lookup_call_site(c.return_offset), Some(c.wasm_offset));
+    }
     for t in &b.traps {
         let found = a
             .lookup_trap(t.code_offset)

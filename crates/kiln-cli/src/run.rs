@@ -259,6 +259,11 @@ fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> 
         }
         Err(e) if e.as_trap().is_some() => {
             eprintln!("error: {e}");
+            if let Some(trap) = e.as_trap()
+                && !trap.backtrace().is_empty()
+            {
+                eprint!("wasm backtrace:\n{}", trap.backtrace_text());
+            }
             Ok(ExitCode::from(TRAP_STATUS))
         }
         Err(e) => Err(e.into()),

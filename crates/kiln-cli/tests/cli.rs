@@ -70,13 +70,23 @@ fn compile_then_run_an_artifact() {
 }
 
 #[test]
-fn run_reports_traps_and_bad_arguments_in_one_line() {
+fn run_reports_traps_with_a_backtrace_and_bad_arguments_in_one_line() {
     let dir = scratch("run-errors");
     let wat = dir.join("add.wat");
     std::fs::write(&wat, ADD_WAT).unwrap();
     let out = kiln(&["run", path(&wat), "--invoke", "boom"]);
-    assert_one_line_error(&out);
-    assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(134));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with("error: wasm trap: unreachable (in function 2 at wasm offset 0x"),
+        "{err}"
+    );
+    assert_eq!(lines[1], "wasm backtrace:");
+    // The frame names the same function and offset as the headline.
+    let offset = lines[0].rsplit(' ').next().unwrap().trim_end_matches(')');
+    assert_eq!(lines[2], format!("  0: function 2 at wasm offset {offset}"));
 
     assert_one_line_error(&kiln(&["run", path(&wat), "--invoke", "add", "1"]));
     assert_one_line_error(&kiln(&["run", path(&wat), "--invoke", "add", "x", "1"]));

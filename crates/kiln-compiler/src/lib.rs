@@ -119,6 +119,7 @@ pub fn compile_with_progress(
         });
     }
     info.traps = linked.traps;
+    info.call_sites = linked.call_sites;
 
     let compat = target.compat_info(config);
     Ok(kiln_artifact::build_artifact(&ArtifactParts {

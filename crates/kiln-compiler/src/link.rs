@@ -10,7 +10,7 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{ExternalName, Function};
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::{Context, FinalizedRelocTarget};
-use kiln_artifact::{ByteRange, TrapRecord};
+use kiln_artifact::{ByteRange, CallSiteRecord, TrapRecord};
 
 use crate::CompileError;
 use crate::abi::kiln_trap;
@@ -36,6 +36,8 @@ pub struct CompiledCode {
     pub calls: Vec<CallSite>,
     /// Trap sites, relative to the start of the function.
     pub traps: Vec<TrapRecord>,
+    /// Calls, by return address relative to the function's start.
+    pub call_sites: Vec<CallSiteRecord>,
 }
 
 /// Compiles `func` for `isa`.
@@ -70,21 +72,31 @@ pub fn compile_function(isa: &dyn TargetIsa, func: Function) -> Result<CompiledC
     }
 
     let srclocs = buffer.get_srclocs_sorted();
+    // The wasm offset of the source region that contains the code at `offset`.
+    let wasm_offset_at = |offset: u32| {
+        let i = srclocs.partition_point(|s| s.start <= offset);
+        i.checked_sub(1)
+            .map(|i| &srclocs[i])
+            .filter(|s| offset < s.end && !s.loc.is_default())
+            .map_or(u32::MAX, |s| s.loc.bits())
+    };
+    let call_sites = buffer
+        .call_sites()
+        .filter(|c| c.ret_addr > 0)
+        .map(|c| CallSiteRecord {
+            return_offset: c.ret_addr,
+            // The call instruction ends at the return address.
+            wasm_offset: wasm_offset_at(c.ret_addr - 1),
+        })
+        .collect();
     let mut traps = Vec::new();
     for trap in buffer.traps() {
         let code = kiln_trap(trap.code).ok_or_else(|| {
             CompileError::Codegen(format!("{name}: unknown trap code {}", trap.code))
         })?;
-        // The source location of the region that contains the trapping instruction.
-        let i = srclocs.partition_point(|s| s.start <= trap.offset);
-        let wasm_offset = i
-            .checked_sub(1)
-            .map(|i| &srclocs[i])
-            .filter(|s| trap.offset < s.end && !s.loc.is_default())
-            .map_or(u32::MAX, |s| s.loc.bits());
         traps.push(TrapRecord {
             code_offset: trap.offset,
-            wasm_offset,
+            wasm_offset: wasm_offset_at(trap.offset),
             code,
         });
     }
@@ -92,6 +104,7 @@ pub fn compile_function(isa: &dyn TargetIsa, func: Function) -> Result<CompiledC
         bytes: buffer.data().to_vec(),
         calls,
         traps,
+        call_sites,
     })
 }
 
@@ -109,6 +122,8 @@ pub struct Linked {
     pub ranges: Vec<ByteRange>,
     /// Every trap site, sorted by code offset.
     pub traps: Vec<TrapRecord>,
+    /// Every call site, sorted by return offset.
+    pub call_sites: Vec<CallSiteRecord>,
 }
 
 /// Lays `pieces` out in order, each aligned to `align`, and patches calls: a call to
@@ -117,6 +132,7 @@ pub fn link(pieces: &[CompiledCode], align: u32, padding: u8) -> Result<Linked, 
     let mut text = Vec::new();
     let mut ranges = Vec::with_capacity(pieces.len());
     let mut traps = Vec::new();
+    let mut call_sites = Vec::new();
     for piece in pieces {
         let start = text.len().next_multiple_of(align as usize);
         text.resize(start, padding);
@@ -130,6 +146,10 @@ pub fn link(pieces: &[CompiledCode], align: u32, padding: u8) -> Result<Linked, 
         traps.extend(piece.traps.iter().map(|t| TrapRecord {
             code_offset: start + t.code_offset,
             ..*t
+        }));
+        call_sites.extend(piece.call_sites.iter().map(|c| CallSiteRecord {
+            return_offset: start + c.return_offset,
+            ..*c
         }));
     }
     if u32::try_from(text.len()).is_err() {
@@ -147,10 +167,13 @@ pub fn link(pieces: &[CompiledCode], align: u32, padding: u8) -> Result<Linked, 
     // Keep one record per instruction (the first), sorted by offset.
     traps.sort_by_key(|t| t.code_offset);
     traps.dedup_by_key(|t| t.code_offset);
+    call_sites.sort_by_key(|c| c.return_offset);
+    call_sites.dedup_by_key(|c| c.return_offset);
     Ok(Linked {
         text,
         ranges,
         traps,
+        call_sites,
     })
 }
 

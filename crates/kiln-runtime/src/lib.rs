@@ -48,7 +48,7 @@ pub use limits::StoreLimits;
 pub use loader::{LoadError, LoadedModule, Verification};
 pub use memory::MemoryStrategy;
 pub use store::{
-    CallError, Extern, FuncId, GlobalId, InstanceId, InstantiateError, MemoryId, Store,
+    CallError, Extern, FrameInfo, FuncId, GlobalId, InstanceId, InstantiateError, MemoryId, Store,
     StoreConfig, TableId, Trap,
 };
 pub use traphandlers::HostError;

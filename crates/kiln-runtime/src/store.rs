@@ -75,6 +75,18 @@ pub struct StoreConfig {
     pub max_wasm_stack: usize,
 }
 
+/// One wasm frame of a trap's backtrace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The function's index in its module.
+    pub func_index: u32,
+    /// Its name from the name section, if it has one.
+    pub func_name: Option<String>,
+    /// The wasm offset of the instruction executing in this frame (the trapping instruction
+    /// in the innermost frame, the call in the others), if known.
+    pub wasm_offset: Option<u32>,
+}
+
 /// A trap: why and where wasm stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trap {
@@ -86,6 +98,9 @@ pub struct Trap {
     pub func_name: Option<String>,
     /// The wasm instruction's offset in the module's bytes, if known.
     pub wasm_offset: Option<u32>,
+    /// The wasm frames from the trapping one outwards (up to 33), for this entry from the
+    /// host; empty when the trap did not happen in wasm code.
+    pub backtrace: Vec<FrameInfo>,
 }
 
 impl Trap {
@@ -96,6 +111,7 @@ impl Trap {
             func_index: None,
             func_name: None,
             wasm_offset: None,
+            backtrace: Vec::new(),
         }
     }
 }
@@ -312,11 +328,16 @@ impl<D: 'static> Store<D> {
                 pc,
                 fault_address,
                 signal,
-            }) => Err(CallError::Trap(self.opaque.trap_at(
-                pc,
-                fault_address,
-                signal,
-            ))),
+                callers,
+            }) => {
+                let mut trap = self.opaque.trap_at(pc, fault_address, signal);
+                trap.backtrace.extend(
+                    callers
+                        .iter()
+                        .filter_map(|&ret| self.opaque.caller_frame(ret)),
+                );
+                Err(CallError::Trap(trap))
+            }
         }
     }
 
@@ -438,16 +459,44 @@ impl StoreOpaque {
         let func_index = info
             .func_at_code_offset(offset)
             .map(|d| d.0 + info.num_imported_funcs.to_native());
+        let func_name = func_index
+            .and_then(|f| info.func_name(FuncIndex(f)))
+            .map(str::to_owned);
+        let wasm_offset = record
+            .map(|r| r.wasm_offset.to_native())
+            .filter(|&o| o != u32::MAX);
         Trap {
             code,
             func_index,
-            func_name: func_index
-                .and_then(|f| info.func_name(FuncIndex(f)))
-                .map(str::to_owned),
-            wasm_offset: record
-                .map(|r| r.wasm_offset.to_native())
-                .filter(|&o| o != u32::MAX),
+            func_name: func_name.clone(),
+            wasm_offset,
+            backtrace: func_index
+                .map(|f| FrameInfo {
+                    func_index: f,
+                    func_name,
+                    wasm_offset,
+                })
+                .into_iter()
+                .collect(),
         }
+    }
+
+    /// The frame of a wasm caller whose call returns to `ret`, if `ret` is in a module of
+    /// this store.
+    fn caller_frame(&self, ret: usize) -> Option<FrameInfo> {
+        let module = self.modules.iter().find(|m| {
+            let (s, e) = m.code_range();
+            ret > s && ret <= e
+        })?;
+        let info = module.info();
+        let offset = (ret - module.code_base() as usize) as u32;
+        let defined = info.func_at_code_offset(offset - 1)?;
+        let func_index = defined.0 + info.num_imported_funcs.to_native();
+        Some(FrameInfo {
+            func_index,
+            func_name: info.func_name(FuncIndex(func_index)).map(str::to_owned),
+            wasm_offset: info.lookup_call_site(offset).filter(|&o| o != u32::MAX),
+        })
     }
 
     fn register_module(&mut self, module: &Arc<LoadedModule>) {

@@ -164,6 +164,36 @@ pub unsafe fn ucontext_pc(ucontext: *mut libc::c_void) -> usize {
     }
 }
 
+/// The frame pointer and stack pointer of the interrupted code, from a signal handler's
+/// `ucontext`.
+///
+/// # Safety
+/// As for [`ucontext_pc`].
+pub unsafe fn ucontext_fp_sp(ucontext: *mut libc::c_void) -> (usize, usize) {
+    let uc = ucontext.cast::<libc::ucontext_t>();
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        // SAFETY: the kernel passes a valid `ucontext_t` to SA_SIGINFO handlers.
+        unsafe {
+            let gregs = &(*uc).uc_mcontext.gregs;
+            (
+                gregs[libc::REG_RBP as usize] as usize,
+                gregs[libc::REG_RSP as usize] as usize,
+            )
+        }
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    {
+        // SAFETY: the kernel passes a valid `ucontext_t` to SA_SIGINFO handlers.
+        unsafe {
+            (
+                (*uc).uc_mcontext.regs[29] as usize,
+                (*uc).uc_mcontext.sp as usize,
+            )
+        }
+    }
+}
+
 /// The signals that WebAssembly traps raise.
 pub const TRAP_SIGNALS: [libc::c_int; 4] =
     [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];

@@ -41,6 +41,8 @@ pub enum UnwindReason {
         fault_address: Option<usize>,
         /// The signal number.
         signal: c_int,
+        /// Return addresses of the wasm callers, innermost first.
+        callers: Vec<usize>,
     },
     /// A host function returned an error.
     Host(HostError),
@@ -53,6 +55,7 @@ impl std::fmt::Debug for UnwindReason {
         match self {
             UnwindReason::Trap {
                 pc,
+                callers: _,
                 fault_address,
                 signal,
             } => write!(
@@ -76,10 +79,53 @@ struct Activation {
     code_ranges: *const Vec<(usize, usize)>,
     /// Set by the signal handler.
     trap_pc: usize,
+    /// Return addresses of the wasm frames below the trapping one, innermost first.
+    trap_frames: [usize; MAX_FRAMES],
+    trap_frame_count: usize,
     trap_fault: usize,
     trap_signal: c_int,
     /// Set by [`raise`].
     reason: Option<UnwindReason>,
+}
+
+/// How many caller frames a trap's backtrace records.
+const MAX_FRAMES: usize = 32;
+
+/// Collects the return addresses of the wasm callers of the trapping frame by following the
+/// frame-pointer chain (all generated code keeps frame pointers). Runs in the signal
+/// handler, so it allocates nothing and reads only words that lie in this thread's stack
+/// between the interrupted stack pointer and the activation (which lives in the frame of
+/// [`invoke`], above every wasm frame of this entry); it stops at the first return address
+/// outside the store's code, the trampoline's return into the host.
+///
+/// # Safety
+/// `act` must be the live innermost activation of this thread and `code_ranges` its store's.
+unsafe fn walk_frames(act: *mut Activation, mut fp: usize, sp: usize) {
+    let top = act as usize;
+    let mut count = 0;
+    // SAFETY: the caller guarantees `act` and its code ranges are live.
+    let ranges = unsafe { &*(*act).code_ranges };
+    while count < MAX_FRAMES
+        && fp >= sp
+        && fp.is_multiple_of(8)
+        && fp.checked_add(16).is_some_and(|end| end <= top)
+    {
+        // SAFETY: `fp .. fp + 16` lies in this thread's stack between the interrupted stack
+        // pointer and the activation, which is mapped and not being written meanwhile.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if !ranges.iter().any(|&(start, end)| ret >= start && ret < end) {
+            break;
+        }
+        // SAFETY: `act` is live (see above).
+        unsafe { (*act).trap_frames[count] = ret };
+        count += 1;
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    // SAFETY: as above.
+    unsafe { (*act).trap_frame_count = count };
 }
 
 thread_local! {
@@ -125,6 +171,8 @@ extern "C" fn trap_handler(sig: c_int, info: *mut libc::siginfo_t, ucontext: *mu
                 (*act).trap_pc = pc;
                 (*act).trap_fault = fault;
                 (*act).trap_signal = sig;
+                let (fp, sp) = sys::ucontext_fp_sp(ucontext);
+                walk_frames(act, fp, sp);
                 kiln_unwind((*act).jmp_buf);
             }
         }
@@ -172,6 +220,8 @@ pub unsafe fn invoke(
         // SAFETY: as above.
         code_ranges: unsafe { (*ctx).code_ranges },
         trap_pc: 0,
+        trap_frames: [0; MAX_FRAMES],
+        trap_frame_count: 0,
         trap_fault: 0,
         trap_signal: 0,
         reason: None,
@@ -187,13 +237,14 @@ pub unsafe fn invoke(
     let rc =
         unsafe { kiln_call_wasm(&raw mut (*act).jmp_buf, tramp, callee, caller, body, values) };
     // SAFETY: `act` is still live; nothing else refers to it after CURRENT is restored.
-    let (prev, reason, pc, fault, signal) = unsafe {
+    let (prev, reason, pc, fault, signal, frames) = unsafe {
         (
             (*act).prev,
             (*act).reason.take(),
             (*act).trap_pc,
             (*act).trap_fault,
             (*act).trap_signal,
+            (&(*act).trap_frames)[..(*act).trap_frame_count.min(MAX_FRAMES)].to_vec(),
         )
     };
     CURRENT.set(prev);
@@ -208,6 +259,7 @@ pub unsafe fn invoke(
         pc,
         fault_address: (fault != 0).then_some(fault),
         signal,
+        callers: frames,
     }))
 }
 

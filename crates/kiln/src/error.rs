@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use kiln_artifact::TrapCode;
+pub use kiln_runtime::FrameInfo;
 
 /// Kiln's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -86,6 +87,7 @@ pub struct Trap {
     func_index: Option<u32>,
     func_name: Option<String>,
     wasm_offset: Option<u32>,
+    backtrace: Vec<FrameInfo>,
 }
 
 impl Trap {
@@ -96,6 +98,7 @@ impl Trap {
             func_index: None,
             func_name: None,
             wasm_offset: None,
+            backtrace: Vec::new(),
         }
     }
 
@@ -118,6 +121,29 @@ impl Trap {
     pub fn wasm_offset(&self) -> Option<u32> {
         self.wasm_offset
     }
+
+    /// The wasm frames, from the trapping function outwards to the entry from the host
+    /// (at most 33 frames; empty if the trap did not happen in wasm code).
+    pub fn backtrace(&self) -> &[FrameInfo] {
+        &self.backtrace
+    }
+
+    /// The backtrace as text, one frame per line: `  N: function 3 `name` at wasm offset
+    /// 0x2a`.
+    pub fn backtrace_text(&self) -> String {
+        let mut out = String::new();
+        for (i, frame) in self.backtrace.iter().enumerate() {
+            out.push_str(&format!("  {i}: function {}", frame.func_index));
+            if let Some(name) = &frame.func_name {
+                out.push_str(&format!(" `{name}`"));
+            }
+            if let Some(offset) = frame.wasm_offset {
+                out.push_str(&format!(" at wasm offset {offset:#x}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
 }
 
 impl From<kiln_runtime::Trap> for Trap {
@@ -127,6 +153,7 @@ impl From<kiln_runtime::Trap> for Trap {
             func_index: t.func_index,
             func_name: t.func_name,
             wasm_offset: t.wasm_offset,
+            backtrace: t.backtrace,
         }
     }
 }

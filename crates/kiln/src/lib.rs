@@ -47,7 +47,7 @@ mod store;
 mod values;
 
 pub use engine::{Config, Engine};
-pub use error::{Error, Result, Trap};
+pub use error::{Error, FrameInfo, Result, Trap};
 pub use externals::{Extern, Global, Memory, Table};
 pub use externref::ExternRef;
 pub use func::{Func, IntoFunc, TypedFunc};

@@ -544,6 +544,15 @@ pub fn build(plan: Plan) -> Generated {
         .collect();
     traps.sort_by_key(|t| t.code_offset);
     traps.dedup_by_key(|t| t.code_offset);
+    // Calls return just after some of the recorded instructions.
+    info.call_sites = traps
+        .iter()
+        .step_by(2)
+        .map(|t| CallSiteRecord {
+            return_offset: t.code_offset + 1,
+            wasm_offset: t.wasm_offset ^ 1,
+        })
+        .collect();
     info.traps = traps;
 
     if !info.functions.is_empty() {
