@@ -1,9 +1,11 @@
 //! WASI under `kiln run`, with C programs built by clang for `wasm32-wasi`
 //! (`tests/programs/wasi`): arguments with spaces and unicode, environment, stdin to
 //! stdout, exit statuses, files in a preopened directory (under a guest name different
-//! from the host path), directory listing, rename/unlink/mkdir/rmdir, sizes, clocks,
-//! sleeping through `poll_oneoff`, random bytes, and attempts to leave the directory,
-//! which must fail and touch nothing outside it.
+//! from the host path), directory listing (also across several `fd_readdir` calls),
+//! rename/unlink/mkdir/rmdir, sizes and times, hard and symbolic links, positioned I/O,
+//! rights (no writes through a read-only descriptor), clocks, sleeping through
+//! `poll_oneoff`, random bytes, and attempts to leave the directory, which must fail and
+//! touch nothing outside it.
 
 mod common;
 
@@ -119,6 +121,21 @@ fn files_in_a_preopened_directory_and_no_way_out() {
          unlink sub/temp.txt: ok\n\
          unlink missing: No such file or directory\n\
          listing: . .. escape-link input.txt link-out sub\n\
+         utimensat sub/moved.txt: ok\n\
+         stat sub/moved.txt: ok\n\
+         mtime: 1234567890.250000000 atime: 1000000000.000000005\n\
+         link sub/moved.txt -> hard.txt: ok\n\
+         symlink sub/moved.txt <- soft.txt: ok\n\
+         readlink soft.txt: 13 sub/moved.txt\n\
+         open soft.txt read-write: ok\n\
+         pwrite at 8: ok\n\
+         pread at 0: ok\n\
+         pread: written\n\
+         write to a read-only descriptor: Bad file descriptor\n\
+         stat hard.txt: ok\n\
+         hard.txt links: 2\n\
+         mkdir many: ok\n\
+         many: 1502 entries\n\
          open ../outside.txt: Operation not permitted\n\
          open /etc/passwd: Capabilities insufficient\n\
          create ../escape.txt: Operation not permitted\n\
@@ -132,14 +149,45 @@ fn files_in_a_preopened_directory_and_no_way_out() {
     // What the program left inside, and nothing changed outside.
     assert_eq!(
         std::fs::read_to_string(pre.join("sub/moved.txt")).unwrap(),
-        "written by wasm\nappended\n"
+        "written WASMasm\nappended\n"
     );
+    assert_eq!(
+        std::fs::read_link(pre.join("soft.txt")).unwrap(),
+        Path::new("sub/moved.txt")
+    );
+    assert_eq!(std::fs::read_dir(pre.join("many")).unwrap().count(), 1500);
     assert!(!pre.join("output.txt").exists());
     assert!(!pre.join("sub/temp.txt").exists());
     assert_eq!(listing(&outside), outside_before);
     assert_eq!(
         std::fs::read_to_string(outside.join("outside.txt")).unwrap(),
         "outside secret\n"
+    );
+}
+
+#[test]
+fn poll_waits_for_stdin_or_the_timeout() {
+    let dir = scratch("wasi-poll");
+    let wasm = build("poll.c", &dir);
+    let out = kiln_with_input(&["run", path(&wasm)], b"hello\n", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ready: 1, read 6: hello\n"
+    );
+
+    // Stdin stays open and empty: poll() times out after its 300 ms.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", path(&wasm)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held_open = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(held_open);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "timeout after at least 300ms: 1\n"
     );
 }
 

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kiln::Val;
 use rustix::time::ClockId;
 
-use crate::ctx::Kind;
+use crate::ctx::{Kind, Stdio};
 use crate::guest::{Guest, u32_arg};
-use crate::types::{Errno, clock, errno};
+use crate::types::{Errno, clock, errno, errno_of};
 
 type R = Result<(), Errno>;
 
@@ -126,10 +126,11 @@ const EVENT_FD_READ: u8 = 1;
 const EVENT_FD_WRITE: u8 = 2;
 const SUBSCRIPTION_CLOCK_ABSTIME: u16 = 1;
 
-/// `poll_oneoff(in, out, nsubscriptions, nevents)`. Descriptors are always ready (files
-/// and the host's stdio never block the program here), so a call with any descriptor
-/// subscription returns at once with those events; otherwise it sleeps until the earliest
-/// clock subscription and reports every one that has expired by then.
+/// `poll_oneoff(in, out, nsubscriptions, nevents)`. Files, buffered stdio and output
+/// streams are always ready. Reading the host's own stdin is ready when the host's stdin
+/// has data, which is waited for (up to the earliest clock subscription). With nothing
+/// ready, the call sleeps until the earliest clock subscription and reports every clock
+/// that has expired by then.
 pub(crate) fn poll_oneoff<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     let (input, out, count, nevents) = (u32_arg(a, 0), u32_arg(a, 1), u32_arg(a, 2), u32_arg(a, 3));
     if count == 0 {
@@ -138,24 +139,25 @@ pub(crate) fn poll_oneoff<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     let subs = g.read(input, count.checked_mul(48).ok_or(errno::FAULT)?)?;
     let mut events: Vec<[u8; 32]> = Vec::new();
     let mut clocks = Vec::new();
+    let mut stdin_waiters = Vec::new();
     for sub in subs.chunks_exact(48) {
-        let userdata = u64::from_le_bytes(sub[0..8].try_into().unwrap());
+        let word = |at: usize| u32::from_le_bytes(sub[at..at + 4].try_into().unwrap());
+        let long = |at: usize| u64::from_le_bytes(sub[at..at + 8].try_into().unwrap());
         let tag = sub[8];
         let mut event = [0u8; 32];
-        event[0..8].copy_from_slice(&userdata.to_le_bytes());
+        event[0..8].copy_from_slice(&long(0).to_le_bytes());
         event[10] = tag;
         match tag {
             EVENT_CLOCK => {
-                let id = u32::from_le_bytes(sub[16..20].try_into().unwrap());
-                let timeout = u64::from_le_bytes(sub[24..32].try_into().unwrap());
-                let flags = u16::from_le_bytes(sub[40..42].try_into().unwrap());
-                let deadline = match (host_clock(id), flags & SUBSCRIPTION_CLOCK_ABSTIME != 0) {
+                let (id, timeout) = (word(16), long(24));
+                let absolute = u16::from_le_bytes([sub[40], sub[41]]) & SUBSCRIPTION_CLOCK_ABSTIME;
+                let wait = match (host_clock(id), absolute != 0) {
                     (Err(e), _) => {
                         event[8..10].copy_from_slice(&e.to_le_bytes());
                         events.push(event);
                         continue;
                     }
-                    (_, false) => timeout,
+                    (Ok(_), false) => timeout,
                     (Ok(Some(ClockId::Realtime)), true) => timeout.saturating_sub(nanos(
                         SystemTime::now()
                             .duration_since(UNIX_EPOCH)
@@ -166,20 +168,23 @@ pub(crate) fn poll_oneoff<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
                         timeout.saturating_sub(timespec_nanos(rustix::time::clock_gettime(id)))
                     }
                 };
-                clocks.push((deadline, event));
+                clocks.push((wait, event));
             }
             EVENT_FD_READ | EVENT_FD_WRITE => {
-                let fd = u32::from_le_bytes(sub[16..20].try_into().unwrap());
-                let ready = match g.ctx().get(fd) {
+                let ready = match g.ctx().get(word(16)) {
                     Err(e) => Err(e),
                     Ok(d) => match &d.kind {
                         Kind::Dir { .. } => Err(errno::BADF),
+                        Kind::Stdin(Stdio::Inherit) if tag == EVENT_FD_READ => {
+                            stdin_waiters.push(event);
+                            continue;
+                        }
+                        Kind::Stdin(Stdio::Buffer(b)) => Ok(b.lock().map_or(0, |b| b.len() as u64)),
                         Kind::File(f) if tag == EVENT_FD_READ => {
-                            let pending = match (f.metadata(), rustix::fs::tell(f)) {
-                                (Ok(m), Ok(pos)) => m.len().saturating_sub(pos),
-                                _ => 0,
-                            };
-                            Ok(pending)
+                            match (f.metadata(), rustix::fs::tell(f)) {
+                                (Ok(m), Ok(pos)) => Ok(m.len().saturating_sub(pos)),
+                                _ => Ok(0),
+                            }
                         }
                         _ => Ok(0),
                     },
@@ -194,19 +199,48 @@ pub(crate) fn poll_oneoff<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
         }
     }
     if events.is_empty() {
-        let earliest = clocks.iter().map(|(d, _)| *d).min().unwrap_or(0);
-        std::thread::sleep(Duration::from_nanos(earliest));
-        events.extend(
-            clocks
-                .iter()
-                .filter(|(d, _)| *d <= earliest)
-                .map(|(_, e)| *e),
-        );
+        let earliest = clocks.iter().map(|(d, _)| *d).min();
+        let stdin_ready = !stdin_waiters.is_empty() && wait_for_stdin(earliest)?;
+        if stdin_ready {
+            events.append(&mut stdin_waiters);
+        } else {
+            let earliest = earliest.unwrap_or(0);
+            if stdin_waiters.is_empty() {
+                std::thread::sleep(Duration::from_nanos(earliest));
+            }
+            events.extend(
+                clocks
+                    .iter()
+                    .filter(|(d, _)| *d <= earliest)
+                    .map(|(_, e)| *e),
+            );
+        }
     }
     for (i, event) in events.iter().enumerate() {
         g.write(out.wrapping_add(32 * i as u32), event)?;
     }
     g.write_u32(nevents, events.len() as u32)
+}
+
+/// Waits until the host's stdin has data (or is at end of file), at most `timeout` ns
+/// (forever if `None`); whether it became ready.
+fn wait_for_stdin(timeout: Option<u64>) -> Result<bool, Errno> {
+    let stdin = std::io::stdin();
+    let mut fds = [rustix::event::PollFd::new(
+        &stdin,
+        rustix::event::PollFlags::IN,
+    )];
+    let timeout = timeout.map(|ns| rustix::event::Timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as _,
+    });
+    loop {
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(errno_of(&e.into())),
+        }
+    }
 }
 
 /// The exit status of `proc_exit`, carried as the host error that ends the call.

@@ -82,9 +82,9 @@ int main(int argc, char **argv) {
 
     // List the directory, sorted (hosts list in any order).
     DIR *d = opendir(dir);
+    struct dirent *e;
     char *names[64];
     int count = 0;
-    struct dirent *e;
     while (d && (e = readdir(d)) && count < 64) {
         names[count++] = strdup(e->d_name);
     }
@@ -97,6 +97,50 @@ int main(int argc, char **argv) {
         printf(" %s", names[i]);
     }
     printf("\n");
+
+    // Times, links and positioned I/O.
+    struct timespec times[2] = {{1000000000, 5}, {1234567890, 250000000}};
+    report("utimensat sub/moved.txt", utimensat(AT_FDCWD, at(dir, "sub/moved.txt"), times, 0) == 0);
+    report("stat sub/moved.txt", stat(at(dir, "sub/moved.txt"), &st) == 0);
+    printf("mtime: %lld.%09ld atime: %lld.%09ld\n", (long long)st.st_mtim.tv_sec,
+           st.st_mtim.tv_nsec, (long long)st.st_atim.tv_sec, st.st_atim.tv_nsec);
+    snprintf(from, sizeof from, "%s/sub/moved.txt", dir);
+    snprintf(to, sizeof to, "%s/hard.txt", dir);
+    report("link sub/moved.txt -> hard.txt", link(from, to) == 0);
+    report("symlink sub/moved.txt <- soft.txt", symlink("sub/moved.txt", at(dir, "soft.txt")) == 0);
+    char target[128] = {0};
+    ssize_t len = readlink(at(dir, "soft.txt"), target, sizeof target - 1);
+    printf("readlink soft.txt: %zd %s\n", len, target);
+    fd = open(at(dir, "soft.txt"), O_RDWR);
+    report("open soft.txt read-write", fd >= 0);
+    report("pwrite at 8", pwrite(fd, "WASM", 4, 8) == 4);
+    char head[8] = {0};
+    report("pread at 0", pread(fd, head, 7, 0) == 7);
+    printf("pread: %s\n", head);
+    close(fd);
+    fd = open(at(dir, "hard.txt"), O_RDONLY);
+    report("write to a read-only descriptor", write(fd, "x", 1) == 1);
+    close(fd);
+    report("stat hard.txt", stat(at(dir, "hard.txt"), &st) == 0);
+    printf("hard.txt links: %lld\n", (long long)st.st_nlink);
+
+    // A directory too large for one fd_readdir call: the listing continues by cookie.
+    report("mkdir many", mkdir(at(dir, "many"), 0755) == 0);
+    for (int i = 0; i < 1500; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "many/entry-with-a-long-name-%04d", i);
+        FILE *f = fopen(at(dir, name), "w");
+        fclose(f);
+    }
+    d = opendir(at(dir, "many"));
+    int entries = 0;
+    while (d && (e = readdir(d))) {
+        entries++;
+    }
+    if (d) {
+        closedir(d);
+    }
+    printf("many: %d entries\n", entries);
 
     // Attempts to leave the directory.
     report("open ../outside.txt", open(at(dir, "../outside.txt"), O_RDONLY) >= 0);
