@@ -86,6 +86,14 @@ fn main() -> ExitCode {
         }
     };
     progress::set_quiet(cli.quiet);
+    // Diagnostics (failed WASI calls, fallbacks, ...) on stderr when KILN_LOG asks for them,
+    // e.g. `KILN_LOG=debug`.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Compile(args) => compile::main(args),
         Command::Run(args) => run::main(args),

@@ -245,6 +245,13 @@ fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> 
         );
     }
     if let Some(code) = store.data().exit_code {
+        if code == WASI_LIBC_STARTUP_FAILURE && store.data().output_written() == 0 {
+            eprintln!(
+                "note: the program exited with status 71 before writing anything; wasi-libc's \
+                 start-up code exits so when a WASI call it depends on fails (run with \
+                 KILN_LOG=debug to see failing WASI calls)"
+            );
+        }
         return Ok(ExitCode::from(code as u8));
     }
     match result {
@@ -270,6 +277,9 @@ fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> 
         Ok(()) => Ok(ExitCode::SUCCESS),
     }
 }
+
+/// The status (`EX_OSERR`) with which wasi-libc's `_start` exits when its set-up fails.
+const WASI_LIBC_STARTUP_FAILURE: i32 = 71;
 
 /// The exit status of a program that trapped.
 pub const TRAP_STATUS: u8 = 134;

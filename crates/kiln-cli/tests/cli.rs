@@ -491,3 +491,40 @@ fn compiling_prints_nothing_when_stderr_is_not_a_terminal() {
         );
     }
 }
+
+#[test]
+fn a_silent_start_up_failure_is_explained() {
+    // wasi-libc's `_start` exits with 71 when a WASI call it needs fails; a program that
+    // does so before printing anything gets a note, and KILN_LOG=debug shows the call.
+    let dir = scratch("exit71");
+    let wat = dir.join("exit71.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $close (i32.const 99)))
+    (call $exit (i32.const 71))))
+"#,
+    )
+    .unwrap();
+    let out = kiln(&["run", path(&wat)]);
+    assert_eq!(out.status.code(), Some(71));
+    assert!(
+        stderr(&out).contains("note: the program exited with status 71"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", path(&wat)])
+        .env("KILN_LOG", "debug")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("WASI call failed") && err.contains("fd_close"),
+        "{err}"
+    );
+}

@@ -56,7 +56,8 @@ pub(crate) struct Descriptor {
     pub kind: Kind,
     pub rights_base: u64,
     pub rights_inheriting: u64,
-    /// `fdflags`; only `APPEND` changes behaviour.
+    /// `fdflags`: `APPEND` is applied by `fd_write`, the others were given to the host
+    /// when the file was opened.
     pub flags: u16,
 }
 
@@ -92,12 +93,19 @@ pub struct WasiCtx {
     pub(crate) start: Instant,
     /// The status the program passed to `proc_exit`, once it did.
     pub exit_code: Option<i32>,
+    /// Bytes the program wrote to stdout and stderr.
+    pub(crate) output_bytes: u64,
 }
 
 impl WasiCtx {
     /// A builder with no arguments, no environment, inherited stdio and no directories.
     pub fn builder() -> WasiCtxBuilder {
         WasiCtxBuilder::default()
+    }
+
+    /// How many bytes the program has written to stdout and stderr so far.
+    pub fn output_written(&self) -> u64 {
+        self.output_bytes
     }
 
     pub(crate) fn get(&self, fd: u32) -> Result<&Descriptor, Errno> {
@@ -251,6 +259,7 @@ impl WasiCtxBuilder {
             fds,
             start: Instant::now(),
             exit_code: None,
+            output_bytes: 0,
         }
     }
 }

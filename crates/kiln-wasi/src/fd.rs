@@ -102,7 +102,11 @@ pub(crate) fn fd_pread<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
 fn write_from<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out: u32) -> R {
     let (fd, iovs, count) = (u32_arg(a, 0), u32_arg(a, 1), u32_arg(a, 2));
     let data = g.gather(iovs, count)?;
-    let d = g.ctx().get_mut(fd)?;
+    let ctx = g.ctx();
+    if matches!(ctx.get(fd)?.kind, Kind::Output(..)) {
+        ctx.output_bytes += data.len() as u64;
+    }
+    let d = ctx.get_mut(fd)?;
     d.require(rights::FD_WRITE)?;
     let append = d.flags & fdflags::APPEND != 0;
     match (&mut d.kind, at) {
@@ -182,9 +186,10 @@ pub(crate) fn fd_fdstat_set_flags<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -
     let flags = u32_arg(a, 1);
     let d = g.ctx().get_mut(u32_arg(a, 0))?;
     d.require(rights::FD_FDSTAT_SET_FLAGS)?;
-    // Only APPEND is honoured; the synchronisation and non-blocking flags cannot be
-    // changed on an open descriptor here.
-    if flags & !u32::from(fdflags::APPEND) != 0 {
+    // APPEND can be switched at any time; the synchronisation and non-blocking flags are
+    // fixed when a file is opened, so asking to change them is not supported.
+    let fixed = !fdflags::APPEND;
+    if (flags as u16 ^ d.flags) & fixed != 0 || flags > u32::from(fdflags::ALL) {
         return Err(errno::NOTSUP);
     }
     d.flags = flags as u16;

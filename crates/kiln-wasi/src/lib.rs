@@ -190,7 +190,10 @@ pub fn add_to_linker<T: 'static>(
                 let mut guest = Guest { caller, get };
                 let code = match handler(&mut guest, args) {
                     Ok(()) => types::errno::SUCCESS,
-                    Err(e) => e,
+                    Err(e) => {
+                        tracing::debug!(call = name, errno = e, "WASI call failed");
+                        e
+                    }
                 };
                 results[0] = Val::I32(i32::from(code));
                 Ok(())

@@ -6,7 +6,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, SystemTimeSpec};
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use kiln::Val;
 
 use crate::ctx::{Descriptor, Kind};
@@ -81,6 +81,19 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
             } else {
                 FollowSymlinks::No
             });
+        // The synchronisation and non-blocking flags go to the host as open flags.
+        let mut custom = rustix::fs::OFlags::empty();
+        for (flag, host) in [
+            (fdflags::DSYNC, rustix::fs::OFlags::DSYNC),
+            (fdflags::NONBLOCK, rustix::fs::OFlags::NONBLOCK),
+            (fdflags::RSYNC, rustix::fs::OFlags::RSYNC),
+            (fdflags::SYNC, rustix::fs::OFlags::SYNC),
+        ] {
+            if fdflags & flag != 0 {
+                custom |= host;
+            }
+        }
+        opts.custom_flags(custom.bits() as i32);
         let file = io(dir.open_with(&path, &opts))?;
         if io(file.metadata())?.is_dir() {
             Kind::Dir {
@@ -99,7 +112,7 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
         kind,
         rights_base: base & allowed & ceiling,
         rights_inheriting: inheriting & allowed,
-        flags: fdflags & fdflags::APPEND,
+        flags: fdflags,
     })?;
     g.write_u32(out, new)
 }

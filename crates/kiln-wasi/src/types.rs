@@ -123,6 +123,14 @@ pub mod oflags {
 pub mod fdflags {
     /// Writes go to the end of the file.
     pub const APPEND: u16 = 1;
+    /// Writes complete when their data is on disk.
+    pub const DSYNC: u16 = 2;
+    /// Reads and writes do not block.
+    pub const NONBLOCK: u16 = 4;
+    /// Reads complete once data they depend on is on disk.
+    pub const RSYNC: u16 = 8;
+    /// Writes complete when data and metadata are on disk.
+    pub const SYNC: u16 = 16;
     /// Every flag preview 1 defines.
     pub const ALL: u16 = 0x1f;
 }
