@@ -24,6 +24,8 @@ pub enum Stdio {
     Null,
     /// A shared buffer: output is appended to it; input is read from it.
     Buffer(Arc<Mutex<Vec<u8>>>),
+    /// A host file: output is written to it, input read from it.
+    File(Arc<Mutex<std::fs::File>>),
 }
 
 impl Stdio {
@@ -36,6 +38,11 @@ impl Stdio {
     /// Input from fixed bytes.
     pub fn input(bytes: impl Into<Vec<u8>>) -> Stdio {
         Stdio::Buffer(Arc::new(Mutex::new(bytes.into())))
+    }
+
+    /// A host file (opened by the embedder) as the stream.
+    pub fn file(file: std::fs::File) -> Stdio {
+        Stdio::File(Arc::new(Mutex::new(file)))
     }
 }
 
@@ -276,6 +283,7 @@ pub(crate) fn read_stdin(stdio: &Stdio, buf: &mut [u8]) -> io::Result<usize> {
             b.drain(..n);
             Ok(n)
         }
+        Stdio::File(f) => f.lock().unwrap_or_else(|e| e.into_inner()).read(buf),
     }
 }
 
@@ -295,5 +303,6 @@ pub(crate) fn write_output(stdio: &Stdio, stderr: bool, data: &[u8]) -> io::Resu
                 .extend_from_slice(data);
             Ok(())
         }
+        Stdio::File(f) => f.lock().unwrap_or_else(|e| e.into_inner()).write_all(data),
     }
 }

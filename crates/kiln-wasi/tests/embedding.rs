@@ -1,0 +1,80 @@
+//! The embedder's view of `kiln-wasi`: a context built with arguments, environment and
+//! redirected stdio, the exit status of `proc_exit`, and preopened directories seen through
+//! `fd_prestat_*` (descriptors after the last preopen are `BADF`).
+
+use kiln::{Engine, Linker, Module, Store};
+use kiln_wasi::{Stdio, WasiCtx, exit_status};
+
+/// Writes "hi <argv[1]> <environ[0]>\n" to stdout and "err\n" to stderr, then exits with
+/// the number of preopened directories (counted with fd_prestat_get from fd 3).
+const PROGRAM: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $env (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "hi ")
+  (data (i32.const 8) "err\n")
+  (func $strlen (param $p i32) (result i32) (local $n i32)
+    (block $done (loop $l
+      (br_if $done (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $n)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $l)))
+    (local.get $n))
+  ;; print(fd, ptr, len) through one iovec at 1024.
+  (func $print (param $fd i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 1024) (local.get $ptr))
+    (i32.store (i32.const 1028) (local.get $len))
+    (drop (call $write (local.get $fd) (i32.const 1024) (i32.const 1) (i32.const 1040))))
+  (func (export "_start") (local $arg i32) (local $var i32) (local $fd i32)
+    (drop (call $args (i32.const 2048) (i32.const 4096)))
+    (drop (call $env (i32.const 3072) (i32.const 8192)))
+    (local.set $arg (i32.load (i32.const 2052)))
+    (local.set $var (i32.load (i32.const 3072)))
+    (call $print (i32.const 1) (i32.const 0) (i32.const 3))
+    (call $print (i32.const 1) (local.get $arg) (call $strlen (local.get $arg)))
+    (i32.store8 (i32.const 16) (i32.const 32))
+    (call $print (i32.const 1) (i32.const 16) (i32.const 1))
+    (call $print (i32.const 1) (local.get $var) (call $strlen (local.get $var)))
+    (i32.store8 (i32.const 16) (i32.const 10))
+    (call $print (i32.const 1) (i32.const 16) (i32.const 1))
+    (call $print (i32.const 2) (i32.const 8) (i32.const 4))
+    (local.set $fd (i32.const 3))
+    (block $done (loop $l
+      (br_if $done (call $prestat (local.get $fd) (i32.const 512)))
+      (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
+      (br $l)))
+    (call $exit (i32.sub (local.get $fd) (i32.const 3)))))"#;
+
+#[test]
+fn a_program_sees_exactly_what_the_embedder_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr.txt");
+    let (stdout, out) = Stdio::buffer();
+    let engine = Engine::default();
+    let module = Module::new(&engine, PROGRAM).unwrap();
+    let ctx = WasiCtx::builder()
+        .args(["prog", "world"])
+        .env("KEY", "value")
+        .stdout(out)
+        .stderr(Stdio::file(std::fs::File::create(&err_path).unwrap()))
+        .preopened_dir(dir.path(), "/a")
+        .unwrap()
+        .preopened_dir(dir.path(), "/b")
+        .unwrap()
+        .build();
+    let mut store = Store::new(&engine, ctx);
+    let mut linker = Linker::new(&engine);
+    kiln_wasi::add_to_linker(&mut linker, |ctx| ctx).unwrap();
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .unwrap();
+    let err = start.call(&mut store, ()).unwrap_err();
+    assert_eq!(exit_status(&err), Some(2), "two preopens, then BADF");
+    assert_eq!(store.data().exit_code, Some(2));
+    assert_eq!(&*stdout.lock().unwrap(), b"hi world KEY=value\n");
+    assert_eq!(std::fs::read_to_string(&err_path).unwrap(), "err\n");
+    assert_eq!(store.data().output_written(), 23);
+}
