@@ -308,31 +308,27 @@ pub(crate) fn fd_sync<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     }
 }
 
+/// The guest name of preopened directory `fd`; `BADF` for any other descriptor (wasi-libc
+/// walks descriptors from 3 upwards and stops at the first `BADF`).
+fn preopen_name<T: 'static>(g: &mut Guest<'_, T>, fd: u32) -> Result<Vec<u8>, Errno> {
+    match &g.ctx().get(fd)?.kind {
+        Kind::Dir {
+            preopen: Some(name),
+            ..
+        } => Ok(name.clone().into_bytes()),
+        _ => Err(errno::BADF),
+    }
+}
+
 pub(crate) fn fd_prestat_get<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
-    // wasi-libc walks descriptors from 3 upwards and stops at the first BADF.
-    let d = g.ctx().get(u32_arg(a, 0))?;
-    let Kind::Dir {
-        preopen: Some(name),
-        ..
-    } = &d.kind
-    else {
-        return Err(errno::BADF);
-    };
+    let name = preopen_name(g, u32_arg(a, 0))?;
     let mut prestat = [0u8; 8];
     prestat[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
     g.write(u32_arg(a, 1), &prestat)
 }
 
 pub(crate) fn fd_prestat_dir_name<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
-    let d = g.ctx().get(u32_arg(a, 0))?;
-    let Kind::Dir {
-        preopen: Some(name),
-        ..
-    } = &d.kind
-    else {
-        return Err(errno::BADF);
-    };
-    let name = name.clone().into_bytes();
+    let name = preopen_name(g, u32_arg(a, 0))?;
     if name.len() > u32_arg(a, 2) as usize {
         return Err(errno::NAMETOOLONG);
     }
