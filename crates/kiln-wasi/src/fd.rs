@@ -9,7 +9,7 @@ use kiln::Val;
 use rustix::fs::DirEntryExt;
 
 use crate::ctx::{Descriptor, Kind, read_stdin, write_output};
-use crate::guest::{Guest, u32_arg, u64_arg};
+use crate::guest::{Guest, MAX_TRANSFER, u32_arg, u64_arg};
 use crate::types::{
     Errno, Filestat, errno, errno_of, fdflags, fdstat_bytes, filetype, fstflags, rights,
 };
@@ -75,7 +75,7 @@ fn read_into<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out: 
     let (fd, iovs, count) = (u32_arg(a, 0), u32_arg(a, 1), u32_arg(a, 2));
     let iovecs = g.iovecs(iovs, count)?;
     let total: u64 = iovecs.iter().map(|&(_, len)| u64::from(len)).sum();
-    let mut buf = vec![0u8; usize::try_from(total.min(64 << 20)).unwrap_or(64 << 20)];
+    let mut buf = vec![0u8; total.min(MAX_TRANSFER as u64) as usize];
     let d = g.ctx().get_mut(fd)?;
     d.require(rights::FD_READ)?;
     let n = match (&mut d.kind, at) {

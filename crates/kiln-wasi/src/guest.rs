@@ -6,6 +6,9 @@ use kiln::{Caller, Extern, Memory, Val};
 use crate::ctx::WasiCtx;
 use crate::types::{Errno, errno};
 
+/// The most bytes one read or write call moves; larger requests are short transfers.
+pub(crate) const MAX_TRANSFER: usize = 64 << 20;
+
 /// One WASI call in progress.
 pub(crate) struct Guest<'a, T> {
     pub caller: Caller<'a, T>,
@@ -24,8 +27,19 @@ impl<T: 'static> Guest<'_, T> {
             .ok_or(errno::FAULT)
     }
 
-    pub fn read(&mut self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
+    /// `FAULT` unless `ptr .. ptr + len` lies in the guest's memory. Called before the host
+    /// allocates anything of a size the guest chose.
+    pub fn check(&mut self, ptr: u32, len: u32) -> Result<Memory, Errno> {
         let memory = self.memory()?;
+        let end = u64::from(ptr) + u64::from(len);
+        if end > memory.data_size(&self.caller) as u64 {
+            return Err(errno::FAULT);
+        }
+        Ok(memory)
+    }
+
+    pub fn read(&mut self, ptr: u32, len: u32) -> Result<Vec<u8>, Errno> {
+        let memory = self.check(ptr, len)?;
         let mut buf = vec![0; len as usize];
         memory
             .read(&self.caller, ptr as usize, &mut buf)
@@ -66,11 +80,17 @@ impl<T: 'static> Guest<'_, T> {
             .collect())
     }
 
-    /// Concatenates the bytes an output iovec array names.
+    /// Concatenates the bytes an output iovec array names, up to [`MAX_TRANSFER`] bytes (a
+    /// short write, as POSIX allows), so that iovecs repeating the same memory cannot make
+    /// the host allocate without bound.
     pub fn gather(&mut self, iovs: u32, count: u32) -> Result<Vec<u8>, Errno> {
         let mut data = Vec::new();
         for (ptr, len) in self.iovecs(iovs, count)? {
-            data.extend(self.read(ptr, len)?);
+            let room = MAX_TRANSFER - data.len();
+            if room == 0 {
+                break;
+            }
+            data.extend(self.read(ptr, len.min(room as u32))?);
         }
         Ok(data)
     }

@@ -97,6 +97,7 @@ pub(crate) fn clock_time_get<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
 
 pub(crate) fn random_get<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     let (buf, len) = (u32_arg(a, 0), u32_arg(a, 1));
+    g.check(buf, len)?;
     let mut bytes = vec![0u8; len as usize];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

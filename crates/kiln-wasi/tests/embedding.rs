@@ -78,3 +78,51 @@ fn a_program_sees_exactly_what_the_embedder_gives_it() {
     assert_eq!(std::fs::read_to_string(&err_path).unwrap(), "err\n");
     assert_eq!(store.data().output_written(), 23);
 }
+
+#[test]
+fn hostile_lengths_fail_without_large_host_allocations() {
+    // fd_write with 1,000 iovecs that each name the whole 4 GiB-sized range, and
+    // random_get of 4 GiB: FAULT or a short transfer, never a host allocation of terabytes.
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "huge_write") (result i32) (local $i i32)
+    (loop $l
+      (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 0))
+      (i32.store (i32.add (i32.mul (local.get $i) (i32.const 8)) (i32.const 4)) (i32.const -1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+    (call $write (i32.const 1) (i32.const 0) (i32.const 1000) (i32.const 60000)))
+  (func (export "repeated_write") (result i32) (local $i i32)
+    ;; 2,000 iovecs naming the whole 64 KiB page: 125 MiB asked, a short write given.
+    (loop $l
+      (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 0))
+      (i32.store (i32.add (i32.mul (local.get $i) (i32.const 8)) (i32.const 4))
+        (i32.const 65536))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 2000))))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 2000) (i32.const 60000)))
+    (i32.load (i32.const 60000)))
+  (func (export "huge_random") (result i32)
+    (call $random (i32.const 0) (i32.const -1))))"#,
+    )
+    .unwrap();
+    let (stdout, out) = Stdio::buffer();
+    let mut store = Store::new(&engine, WasiCtx::builder().stdout(out).build());
+    let mut linker = Linker::new(&engine);
+    kiln_wasi::add_to_linker(&mut linker, |ctx| ctx).unwrap();
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let write = instance
+        .get_typed_func::<(), i32>(&mut store, "huge_write")
+        .unwrap();
+    assert_eq!(write.call(&mut store, ()).unwrap(), 21, "FAULT");
+    assert!(stdout.lock().unwrap().is_empty());
+    let random = instance
+        .get_typed_func::<(), i32>(&mut store, "huge_random")
+        .unwrap();
+    assert_eq!(random.call(&mut store, ()).unwrap(), 21, "FAULT");
+}
