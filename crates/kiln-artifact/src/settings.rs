@@ -110,7 +110,7 @@ impl Proposals {
 }
 
 /// The settings that make generated code differ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CodegenSettings {
     /// Optimisation level.
     pub opt_level: OptLevel,
@@ -124,6 +124,23 @@ pub struct CodegenSettings {
     /// Whether function entries and loop headers check the engine's epoch against the
     /// store's deadline and trap with `Interrupt` once it is reached.
     pub epoch_interruption: bool,
+    /// Whether bounds-checked addresses (explicit memory checks, table indices) are also
+    /// clamped with a branch-free select, so a mispredicted check cannot load out of
+    /// bounds speculatively (Spectre v1). On by default.
+    pub spectre_guards: bool,
+}
+
+impl Default for CodegenSettings {
+    fn default() -> Self {
+        CodegenSettings {
+            opt_level: OptLevel::default(),
+            bounds_checks: BoundsChecks::default(),
+            proposals: Proposals::default(),
+            canonicalize_nans: false,
+            epoch_interruption: false,
+            spectre_guards: true,
+        }
+    }
 }
 
 impl CodegenSettings {
@@ -138,12 +155,18 @@ impl CodegenSettings {
             BoundsChecks::GuardPages => "guard_pages",
             BoundsChecks::Explicit => "explicit",
         };
+        // Short keys: the header's settings field holds 128 bytes.
         format!(
-            "opt_level={opt},bounds_checks={bounds},proposals={:#x},canonicalize_nans={},\
-             epoch_interruption={}",
+            "opt_level={opt},bounds_checks={bounds},proposals={:#x},nans={},epoch={},\
+             spectre={}",
             self.proposals.bits(),
-            self.canonicalize_nans,
-            self.epoch_interruption
+            if self.canonicalize_nans {
+                "canonical"
+            } else {
+                "native"
+            },
+            self.epoch_interruption,
+            self.spectre_guards
         )
     }
 }

@@ -401,9 +401,10 @@ fn header_fields_roundtrip() {
         settings: CodegenSettings {
             opt_level: OptLevel::SpeedAndSize,
             bounds_checks: BoundsChecks::Explicit,
-            proposals: Default::default(),
+            proposals: Proposals::WASM2,
             canonicalize_nans: true,
             epoch_interruption: true,
+            spectre_guards: false,
         }
         .encode(),
         pointer_size: 8,

@@ -39,6 +39,9 @@ pub struct CodegenArgs {
     /// Replace every NaN that float arithmetic produces with the canonical NaN.
     #[arg(long)]
     canonicalize_nans: bool,
+    /// Leave out the Spectre guards on bounds-checked accesses (faster, less safe).
+    #[arg(long)]
+    no_spectre_guards: bool,
 }
 
 impl CodegenArgs {
@@ -56,7 +59,8 @@ impl CodegenArgs {
         });
         config
             .epoch_interruption(self.epoch_interruption)
-            .canonicalize_nans(self.canonicalize_nans);
+            .canonicalize_nans(self.canonicalize_nans)
+            .spectre_guards(!self.no_spectre_guards);
         config
     }
 }

@@ -74,7 +74,7 @@ pub fn load_module(path: &Path, interruptible: bool) -> Result<(Engine, Module),
 }
 
 /// The engine configuration matching an artifact's settings field
-/// (`opt_level=..,bounds_checks=..,proposals=..,canonicalize_nans=..`); unknown values keep the defaults, so that loading
+/// (`opt_level=..,bounds_checks=..,proposals=..,nans=..,epoch=..,spectre=..`); unknown values keep the defaults, so that loading
 /// then reports the mismatch.
 fn config_for(settings: &str) -> Config {
     let mut config = Config::new();
@@ -87,8 +87,9 @@ fn config_for(settings: &str) -> Config {
                 config.bounds_checks(BoundsChecks::GuardPages)
             }
             Some(("bounds_checks", "explicit")) => config.bounds_checks(BoundsChecks::Explicit),
-            Some(("canonicalize_nans", "true")) => config.canonicalize_nans(true),
-            Some(("epoch_interruption", "true")) => config.epoch_interruption(true),
+            Some(("nans", "canonical")) => config.canonicalize_nans(true),
+            Some(("epoch", "true")) => config.epoch_interruption(true),
+            Some(("spectre", "false")) => config.spectre_guards(false),
             Some(("proposals", bits)) => match parse_proposals(bits) {
                 Some(proposals) => config.wasm_proposals(proposals),
                 None => &mut config,

@@ -203,8 +203,8 @@ fn compat_info_describes_the_target() {
     );
     assert_eq!(
         x86.settings,
-        "opt_level=speed,bounds_checks=guard_pages,proposals=0x7f,canonicalize_nans=false,\
-         epoch_interruption=false"
+        "opt_level=speed,bounds_checks=guard_pages,proposals=0x7f,nans=native,epoch=false,\
+         spectre=true"
     );
     assert_eq!(x86.pointer_size, 8);
 

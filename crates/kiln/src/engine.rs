@@ -70,6 +70,14 @@ impl Config {
         self
     }
 
+    /// Clamps bounds-checked addresses with a branch-free select so that a mispredicted
+    /// check cannot read out of bounds speculatively (on by default; affects explicit
+    /// memory bounds checks and table accesses).
+    pub fn spectre_guards(&mut self, enable: bool) -> &mut Self {
+        self.settings.spectre_guards = enable;
+        self
+    }
+
     /// Enables or disables one WebAssembly proposal. Every proposal of WebAssembly 2.0 is
     /// on by default; modules that use a disabled one fail validation, and artifacts
     /// compiled with another set are refused with [`kiln_artifact::ArtifactError::Settings`].

@@ -145,6 +145,7 @@ impl FuncTranslator<'_, '_> {
             (self.memory_base(memory), None)
         };
         let index = self.builder.ins().uextend(POINTER_TYPE, index);
+        let mut out_of_bounds = None;
         if let Some(length) = length {
             // index < 2^32 and offset < 2^32, so the sum cannot overflow 64 bits.
             let end = memarg.offset + u64::from(size);
@@ -156,8 +157,12 @@ impl FuncTranslator<'_, '_> {
             self.builder
                 .ins()
                 .trapnz(oob, clif_trap(TrapCode::MemoryOutOfBounds));
+            out_of_bounds = Some(oob);
         }
-        let addr = self.builder.ins().iadd(base, index);
+        let mut addr = self.builder.ins().iadd(base, index);
+        if let Some(oob) = out_of_bounds {
+            addr = self.spectre_guard(oob, addr);
+        }
         match i32::try_from(memarg.offset) {
             Ok(offset) => (addr, offset),
             Err(_) => (self.builder.ins().iadd_imm_u(addr, memarg.offset as i64), 0),

@@ -359,6 +359,19 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             .store(MemFlagsData::trusted(), value, base, offset);
     }
 
+    /// With Spectre guards on, `addr` unless `out_of_bounds` holds, then null, through a
+    /// select the CPU cannot predict: even a mispredicted bounds check (whose trap comes
+    /// first architecturally) only ever reads from the null page speculatively.
+    fn spectre_guard(&mut self, out_of_bounds: Value, addr: Value) -> Value {
+        if !self.module.settings.spectre_guards {
+            return addr;
+        }
+        let null = self.builder.ins().iconst(POINTER_TYPE, 0);
+        self.builder
+            .ins()
+            .select_spectre_guard(out_of_bounds, null, addr)
+    }
+
     /// Calls a runtime builtin with the caller's vmctx and `args`; returns its results.
     fn call_builtin(&mut self, builtin: Builtin, args: &[Value]) -> Vec<Value> {
         let builtins = self.load_vm(POINTER_TYPE, self.vmctx, self.module.offsets.builtins());

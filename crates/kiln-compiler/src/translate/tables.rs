@@ -131,6 +131,7 @@ impl FuncTranslator<'_, '_> {
         self.builder.ins().trapnz(oob, clif_trap(code));
         let index = self.builder.ins().uextend(POINTER_TYPE, index);
         let scaled = self.builder.ins().ishl_imm_u(index, 3);
-        self.builder.ins().iadd(base, scaled)
+        let slot = self.builder.ins().iadd(base, scaled);
+        self.spectre_guard(oob, slot)
     }
 }
