@@ -528,3 +528,72 @@ fn a_silent_start_up_failure_is_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
+    // A well-formed artifact whose trap table was emptied (checksum recomputed): the
+    // division's explicit zero check now faults at a pc Kiln knows nothing about. That is a
+    // bug or corrupted state, never an ordinary trap: the process aborts and says why.
+    let dir = scratch("no-trap-record");
+    let wat = dir.join("div.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (func (export "div") (param i32 i32) (result i32)
+             (i32.div_u (local.get 0) (local.get 1))))"#,
+    )
+    .unwrap();
+    let artifact = dir.join("div.kiln");
+    assert!(
+        kiln(&["compile", path(&wat), "-o", path(&artifact)])
+            .status
+            .success()
+    );
+    let out = kiln(&["run", path(&artifact), "--invoke", "div", "1", "0"]);
+    assert_eq!(out.status.code(), Some(134), "an ordinary trap first");
+
+    let bytes = std::fs::read(&artifact).unwrap();
+    let header = kiln_artifact::Header::parse(&bytes).unwrap();
+    let section = |r: kiln_artifact::SectionRange| &bytes[r.bounds(bytes.len()).unwrap()];
+    let archived =
+        kiln_artifact::access_checked(section(header.metadata), header.code.len, header.data.len)
+            .unwrap();
+    let mut info: kiln_artifact::ModuleInfo =
+        rkyv::deserialize::<_, rkyv::rancor::Error>(archived).unwrap();
+    assert!(!info.traps.is_empty());
+    info.traps.clear();
+    let forged = kiln_artifact::build_artifact(&kiln_artifact::ArtifactParts {
+        info: &info,
+        code: section(header.code),
+        data: section(header.data),
+        compat: &header.compat,
+        code_alignment: if cfg!(target_arch = "aarch64") {
+            65536
+        } else {
+            4096
+        },
+    })
+    .unwrap();
+    let forged_path = dir.join("forged.kiln");
+    std::fs::write(&forged_path, forged).unwrap();
+    let out = kiln(&["run", path(&forged_path), "--invoke", "div", "1", "0"]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigabrt()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("has no trap record"),
+        "{}",
+        stderr(&out)
+    );
+    // The function still works where nothing faults.
+    let out = kiln(&["run", path(&forged_path), "--invoke", "div", "6", "3"]);
+    assert_eq!(stdout(&out), "2\n");
+}
+
+/// SIGABRT on Linux.
+fn libc_sigabrt() -> i32 {
+    6
+}

@@ -446,14 +446,19 @@ impl StoreOpaque {
         let code = match record {
             Some(r) => r.code.native(),
             None => {
-                let in_memory = fault_address
-                    .is_some_and(|a| self.memories.iter().any(|m| m.reservation_contains(a)));
-                tracing::debug!(pc, signal, "trap without a trap record");
-                match signal {
-                    libc::SIGSEGV | libc::SIGBUS if in_memory => TrapCode::MemoryOutOfBounds,
-                    libc::SIGFPE => TrapCode::IntegerDivisionByZero,
-                    _ => TrapCode::StackOverflow,
-                }
+                // Every instruction of generated code that may fault has a trap record
+                // (memory accesses, explicit checks, the stack check in each prologue). A
+                // fault anywhere else means a Kiln bug or corrupted state: continuing would
+                // hide it behind an ordinary-looking trap.
+                let func = info
+                    .func_at_code_offset(offset)
+                    .map(|d| d.0 + info.num_imported_funcs.to_native());
+                eprintln!(
+                    "kiln: fatal: signal {signal} at pc {pc:#x} (code offset {offset:#x}, \
+                     function {func:?}, fault address {fault_address:x?}) in generated code \
+                     that has no trap record; this is a bug in Kiln"
+                );
+                std::process::abort();
             }
         };
         let func_index = info
