@@ -61,6 +61,7 @@ pub fn build_artifact(parts: &ArtifactParts<'_>) -> Result<Vec<u8>, ArtifactErro
         code,
         data,
         checksum: 0,
+        seal: [0; header::SEAL_LEN],
     };
     out[..HEADER_SIZE].copy_from_slice(&head.encode()?);
     head.checksum = header::checksum(&out);

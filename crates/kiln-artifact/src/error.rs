@@ -100,6 +100,21 @@ pub enum ArtifactError {
         /// Checksum of the contents.
         found: u128,
     },
+    /// A sealed load was asked for, but the artifact carries no seal.
+    #[error(
+        "artifact is not sealed: it was compiled by an engine without an artifact key, so \
+         nothing shows that a Kiln compiler wrote its machine code"
+    )]
+    Unsealed,
+    /// The seal does not verify under the loader's key.
+    #[error(
+        "artifact seal does not verify: it was not written by a Kiln compiler holding this \
+         key, or it was changed afterwards"
+    )]
+    SealMismatch,
+    /// A sealed load was asked for, but the engine holds no key to verify a seal with.
+    #[error("no artifact key to verify the seal with (set one with Config::artifact_key)")]
+    NoKey,
     /// The metadata archive failed validation.
     #[error("invalid metadata archive: {0}")]
     InvalidArchive(String),

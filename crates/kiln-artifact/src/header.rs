@@ -13,8 +13,11 @@
 //! 408  metadata        u64 offset, u64 length (the rkyv archive)
 //! 424  code            u64 offset, u64 length (page-aligned text section)
 //! 440  data            u64 offset, u64 length (data-segment bytes)
-//! 456  checksum        16 bytes: xxh3-128 of the whole file with this field zeroed, LE
-//! 472  reserved        zero up to 512
+//! 456  checksum        16 bytes: xxh3-128 of the whole file, this field and the seal
+//!                      read as zeros, LE
+//! 472  seal            32 bytes: keyed blake3 of the whole file, this field read as zeros
+//!                      (all zero: not sealed; see [`crate::seal`])
+//! 504  reserved        zero up to 512
 //! ```
 //!
 //! The checksum covers the header too, reserved bytes must be zero, and the sections must lie
@@ -27,7 +30,7 @@ use crate::error::ArtifactError;
 /// First bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"\0KILNART";
 /// Version of the file layout and of the archived metadata types.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 512;
 /// The Kiln version written into artifacts and required when loading them.
@@ -41,6 +44,10 @@ const METADATA_FIELD: usize = 408;
 const CODE_FIELD: usize = 424;
 const DATA_FIELD: usize = 440;
 const CHECKSUM_FIELD: usize = 456;
+/// Offset of the seal in the header.
+pub const SEAL_FIELD: usize = 472;
+/// Length of the seal in bytes.
+pub const SEAL_LEN: usize = 32;
 
 /// What an artifact was compiled for; a loader requires equality on every field.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -88,8 +95,11 @@ pub struct Header {
     pub code: SectionRange,
     /// The data-segment bytes.
     pub data: SectionRange,
-    /// xxh3-128 of the whole file with this field zeroed.
+    /// xxh3-128 of the whole file with this field and the seal zeroed.
     pub checksum: u128,
+    /// The seal (all zero when the artifact is not sealed). [`Header::encode`] writes it;
+    /// only [`crate::seal::verify_seal`] can tell whether it is genuine.
+    pub seal: [u8; SEAL_LEN],
 }
 
 fn put_str(
@@ -176,6 +186,7 @@ impl Header {
             out[at + 8..at + 16].copy_from_slice(&r.len.to_le_bytes());
         }
         out[CHECKSUM_FIELD..CHECKSUM_FIELD + 16].copy_from_slice(&self.checksum.to_le_bytes());
+        out[SEAL_FIELD..SEAL_FIELD + SEAL_LEN].copy_from_slice(&self.seal);
         Ok(out)
     }
 
@@ -200,7 +211,7 @@ impl Header {
         }
         if file[17..24]
             .iter()
-            .chain(&file[CHECKSUM_FIELD + 16..HEADER_SIZE])
+            .chain(&file[SEAL_FIELD + SEAL_LEN..HEADER_SIZE])
             .any(|&b| b != 0)
         {
             return Err(ArtifactError::MalformedHeader(
@@ -230,6 +241,9 @@ impl Header {
                 b.copy_from_slice(&file[CHECKSUM_FIELD..CHECKSUM_FIELD + 16]);
                 u128::from_le_bytes(b)
             },
+            seal: file[SEAL_FIELD..SEAL_FIELD + SEAL_LEN]
+                .try_into()
+                .expect("the seal field is 32 bytes"),
         };
         for (name, range) in [
             ("metadata", header.metadata),
@@ -328,12 +342,14 @@ impl Header {
     }
 }
 
-/// The checksum stored in the header: xxh3-128 of the whole file with the checksum field
-/// read as zeros. `file` must be at least [`HEADER_SIZE`] bytes long.
+/// The checksum stored in the header: xxh3-128 of the whole file with the checksum and seal
+/// fields read as zeros (so sealing leaves it unchanged). `file` must be at least
+/// [`HEADER_SIZE`] bytes long.
 pub fn checksum(file: &[u8]) -> u128 {
+    const _: () = assert!(CHECKSUM_FIELD + 16 == SEAL_FIELD);
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(&file[..CHECKSUM_FIELD]);
-    hasher.update(&[0u8; 16]);
-    hasher.update(&file[CHECKSUM_FIELD + 16..]);
+    hasher.update(&[0u8; 16 + SEAL_LEN]);
+    hasher.update(&file[SEAL_FIELD + SEAL_LEN..]);
     hasher.digest128()
 }

@@ -22,6 +22,7 @@ pub mod entity;
 pub mod error;
 pub mod header;
 pub mod module;
+pub mod seal;
 pub mod settings;
 pub mod trap;
 pub mod types;
@@ -35,6 +36,7 @@ pub use entity::*;
 pub use error::ArtifactError;
 pub use header::{CompatInfo, HEADER_SIZE, Header, SectionRange};
 pub use module::*;
+pub use seal::{ArtifactKey, KeyError};
 pub use settings::{
     BoundsChecks, CodegenSettings, GUARD_RESERVATION, OptLevel, Proposal, Proposals,
 };

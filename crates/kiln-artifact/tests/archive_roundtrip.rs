@@ -426,6 +426,7 @@ fn header_fields_roundtrip() {
             len: 0,
         },
         checksum: 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        seal: [0x5a; 32],
     };
     let bytes = header.encode().unwrap();
     assert_eq!(Header::parse(&bytes).unwrap(), header);

@@ -86,6 +86,9 @@ pub fn main(args: CompileArgs) -> CliResult {
     if let Some(target) = &args.target {
         config.target(target);
     }
+    if let Some(key) = crate::key::from_env()? {
+        config.artifact_key(key);
+    }
     let engine = Engine::new(&config)?;
     let input = &args.input;
     let wasm = std::fs::read(input).map_err(|e| fail!("cannot read `{}`: {e}", input.display()))?;

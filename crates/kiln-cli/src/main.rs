@@ -3,6 +3,7 @@
 
 mod compile;
 mod inspect;
+mod key;
 mod progress;
 mod run;
 mod wast;

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Stop the program after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
+    /// Run a precompiled artifact whose seal does not verify under KILN_ARTIFACT_KEY (or that
+    /// is not sealed). Its machine code runs as it is: only for artifacts you trust.
+    #[arg(long)]
+    allow_precompiled: bool,
     /// Largest size of the program's linear memory, in bytes (suffixes K, M, G allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_memory: Option<usize>,
@@ -50,18 +54,56 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-/// Loads `path`: an artifact (recognised by its magic bytes) through the checked
-/// deserializer, with an engine configured like the compiler that made it; anything else
-/// as WebAssembly binary or text with the default engine (made interruptible if
+/// Loads `path`. An artifact (recognised by its magic bytes) gets an engine configured like
+/// the compiler that made it; it loads if its seal verifies under `KILN_ARTIFACT_KEY`, or,
+/// with `allow_precompiled`, through the checked deserializer. Anything else is compiled as
+/// WebAssembly binary or text with the default engine (made interruptible if
 /// `interruptible`).
-pub fn load_module(path: &Path, interruptible: bool) -> Result<(Engine, Module), CliError> {
+pub fn load_module(
+    path: &Path,
+    interruptible: bool,
+    allow_precompiled: bool,
+) -> Result<(Engine, Module), CliError> {
     let bytes = std::fs::read(path).map_err(|e| fail!("cannot read `{}`: {e}", path.display()))?;
+    let key = crate::key::from_env()?;
     let loaded = if bytes.starts_with(&kiln_artifact::header::MAGIC) {
-        let engine = match Header::parse(&bytes) {
-            Ok(header) => Engine::new(&config_for(&header.compat.settings))?,
-            Err(_) => Engine::default(), // the checked load below reports what is wrong
+        let mut config = match Header::parse(&bytes) {
+            Ok(header) => config_for(&header.compat.settings),
+            Err(_) => Config::new(), // the loads below report what is wrong
         };
-        Module::deserialize_file(&engine, path).map(|m| (engine, m))
+        let sealed = match key {
+            Some(key) => {
+                config.artifact_key(key);
+                let engine = Engine::new(&config)?;
+                Module::deserialize_sealed(&engine, &bytes).map(|m| (engine, m))
+            }
+            None => Err(kiln::ArtifactError::NoKey.into()),
+        };
+        match sealed {
+            Ok(loaded) => Ok(loaded),
+            Err(_) if allow_precompiled => {
+                let engine = Engine::new(&config)?;
+                // SAFETY: the user vouched for this artifact with --allow-precompiled; the
+                // checked load turns corruption and mismatches into errors.
+                unsafe { Module::deserialize(&engine, &bytes) }.map(|m| (engine, m))
+            }
+            Err(kiln::Error::Artifact(kiln::ArtifactError::NoKey)) => {
+                return Err(fail!(
+                    "`{}` is a precompiled artifact, and running it runs its machine code as \
+                     it is: pass --allow-precompiled if you trust it, or set {} to the key it \
+                     was sealed with",
+                    path.display(),
+                    crate::key::KEY_VARIABLE
+                ));
+            }
+            Err(e) => {
+                return Err(fail!(
+                    "cannot load `{}`: {e} (pass --allow-precompiled to run it anyway if you \
+                     trust it)",
+                    path.display()
+                ));
+            }
+        }
     } else {
         let mut config = Config::new();
         config.epoch_interruption(interruptible);
@@ -121,7 +163,7 @@ pub fn main(args: RunArgs) -> CliResult {
         }
         None => None,
     };
-    let (engine, module) = load_module(&args.file, timeout.is_some())?;
+    let (engine, module) = load_module(&args.file, timeout.is_some(), args.allow_precompiled)?;
     let mut argv = vec![args.file.display().to_string()];
     if args.invoke.is_none() {
         argv.extend(args.args.iter().cloned());

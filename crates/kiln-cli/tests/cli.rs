@@ -13,10 +13,17 @@ const ADD_WAT: &str = r#"(module
 "#;
 
 fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .output()
-        .expect("run the kiln binary")
+    kiln_with_key(args, None)
+}
+
+/// Runs `kiln` with `KILN_ARTIFACT_KEY` set to `key`, or unset.
+fn kiln_with_key(args: &[&str], key: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    command.args(args).env_remove("KILN_ARTIFACT_KEY");
+    if let Some(key) = key {
+        command.env("KILN_ARTIFACT_KEY", key);
+    }
+    command.output().expect("run the kiln binary")
 }
 
 fn stdout(out: &Output) -> String {
@@ -56,17 +63,88 @@ fn compile_then_run_an_artifact() {
     let out = kiln(&["compile", path(&wat), "-o", path(&artifact)]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let out = kiln(&["run", path(&artifact), "--invoke", "add", "40", "2"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&artifact),
+        "--invoke",
+        "add",
+        "40",
+        "2",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "42\n");
 
-    let out = kiln(&["run", path(&artifact), "--invoke", "pair", "-7", "1.5"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&artifact),
+        "--invoke",
+        "pair",
+        "-7",
+        "1.5",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "-7\n1.5\n");
 
     // The text module runs directly too.
     let out = kiln(&["run", path(&wat), "--invoke", "add", "1", "2"]);
     assert_eq!(stdout(&out), "3\n", "{}", stderr(&out));
+}
+
+#[test]
+fn artifacts_run_only_when_sealed_or_allowed() {
+    let dir = scratch("sealed");
+    let wat = dir.join("add.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let key = "5e".repeat(32);
+    let other_key = "a1".repeat(32);
+    let sealed = dir.join("sealed.kiln");
+    let out = kiln_with_key(&["compile", path(&wat), "-o", path(&sealed)], Some(&key));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plain = dir.join("plain.kiln");
+    let out = kiln(&["compile", path(&wat), "-o", path(&plain)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let invoke = |file: &Path, extra: &[&str], key: Option<&str>| {
+        kiln_with_key(
+            &[&["run"], extra, &[path(file), "--invoke", "add", "40", "2"]].concat(),
+            key,
+        )
+    };
+
+    // A seal that verifies under the key runs without asking.
+    let out = invoke(&sealed, &[], Some(&key));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "42\n");
+
+    // Without the key, or under another key, or unsealed: refused, naming the way out.
+    for (file, key) in [
+        (&sealed, None),
+        (&sealed, Some(other_key.as_str())),
+        (&plain, None),
+        (&plain, Some(key.as_str())),
+    ] {
+        let out = invoke(file, &[], key);
+        assert_one_line_error(&out);
+        assert!(
+            stderr(&out).contains("--allow-precompiled"),
+            "{}",
+            stderr(&out)
+        );
+        let out = invoke(file, &["--allow-precompiled"], key);
+        assert_eq!(stdout(&out), "42\n", "{}", stderr(&out));
+    }
+    assert!(stderr(&invoke(&sealed, &[], Some(&other_key))).contains("seal does not verify"));
+    assert!(stderr(&invoke(&plain, &[], Some(&key))).contains("not sealed"));
+
+    // A key that is not 64 hex digits is an error, not a silent unsealed compile.
+    let out = kiln_with_key(&["compile", path(&wat), "-o", path(&plain)], Some("abc"));
+    assert_one_line_error(&out);
+    assert!(
+        stderr(&out).contains("KILN_ARTIFACT_KEY"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -111,7 +189,15 @@ fn inspect_lists_header_and_exports() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     // `run` configures its engine from the artifact's settings.
-    let out = kiln(&["run", path(&artifact), "--invoke", "add", "2", "3"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&artifact),
+        "--invoke",
+        "add",
+        "2",
+        "3",
+    ]);
     assert_eq!(stdout(&out), "5\n", "{}", stderr(&out));
 
     let out = kiln(&["inspect", path(&artifact)]);
@@ -152,7 +238,15 @@ fn corrupt_files_give_one_line_errors() {
     let corrupt = dir.join("corrupt.kiln");
     std::fs::write(&corrupt, &bytes).unwrap();
 
-    let out = kiln(&["run", path(&corrupt), "--invoke", "add", "1", "2"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&corrupt),
+        "--invoke",
+        "add",
+        "1",
+        "2",
+    ]);
     assert_one_line_error(&out);
     assert!(stderr(&out).contains("checksum"), "{}", stderr(&out));
     assert_one_line_error(&kiln(&["inspect", path(&corrupt)]));
@@ -212,7 +306,7 @@ fn runs_a_compiled_c_program() {
     let artifact = dir.join("hello.kiln");
     let out = kiln(&["compile", path(&hello_wasm()), "-o", path(&artifact)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = kiln(&["run", path(&artifact)]);
+    let out = kiln(&["run", "--allow-precompiled", path(&artifact)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "Hello from Kiln!\n");
     let out = kiln(&["inspect", path(&artifact)]);
@@ -345,7 +439,13 @@ fn compiles_and_invokes_a_module_using_all_of_wasm_2() {
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let invoke = |args: &[&str]| {
-            let out = kiln(&[&["run", path(&artifact), "--invoke"], args].concat());
+            let out = kiln(
+                &[
+                    &["run", "--allow-precompiled", path(&artifact), "--invoke"],
+                    args,
+                ]
+                .concat(),
+            );
             assert!(out.status.success(), "{args:?}: {}", stderr(&out));
             stdout(&out)
         };
@@ -403,7 +503,13 @@ fn timeout_stops_a_runaway_program_and_traps_have_their_own_status() {
             .status
             .success()
     );
-    let out = kiln(&["run", "--timeout", "0.2", path(&artifact)]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        "--timeout",
+        "0.2",
+        path(&artifact),
+    ]);
     assert_one_line_error(&out);
     assert!(
         stderr(&out).contains("--epoch-interruption"),
@@ -419,7 +525,13 @@ fn timeout_stops_a_runaway_program_and_traps_have_their_own_status() {
         "--epoch-interruption",
     ]);
     assert!(compiled.status.success(), "{}", stderr(&compiled));
-    let out = kiln(&["run", "--timeout", "0.2", path(&interruptible)]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        "--timeout",
+        "0.2",
+        path(&interruptible),
+    ]);
     assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
 
     // Any other trap: the same status, the trap's kind on stderr.
@@ -548,7 +660,15 @@ fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
             .status
             .success()
     );
-    let out = kiln(&["run", path(&artifact), "--invoke", "div", "1", "0"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&artifact),
+        "--invoke",
+        "div",
+        "1",
+        "0",
+    ]);
     assert_eq!(out.status.code(), Some(134), "an ordinary trap first");
 
     let bytes = std::fs::read(&artifact).unwrap();
@@ -575,7 +695,15 @@ fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
     .unwrap();
     let forged_path = dir.join("forged.kiln");
     std::fs::write(&forged_path, forged).unwrap();
-    let out = kiln(&["run", path(&forged_path), "--invoke", "div", "1", "0"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&forged_path),
+        "--invoke",
+        "div",
+        "1",
+        "0",
+    ]);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
         out.status.signal(),
@@ -589,7 +717,15 @@ fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
         stderr(&out)
     );
     // The function still works where nothing faults.
-    let out = kiln(&["run", path(&forged_path), "--invoke", "div", "6", "3"]);
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&forged_path),
+        "--invoke",
+        "div",
+        "6",
+        "3",
+    ]);
     assert_eq!(stdout(&out), "2\n");
 }
 

@@ -42,7 +42,8 @@ fn check_program(name: &str, cxx: bool, args: &[&str]) {
             "--bounds-checks",
             "explicit",
         ]);
-        let compiled = kiln(&[&["run", path(&artifact), "--"], args].concat());
+        let compiled =
+            kiln(&[&["run", "--allow-precompiled", path(&artifact), "--"], args].concat());
         assert_eq!(
             String::from_utf8_lossy(&compiled.stdout),
             String::from_utf8_lossy(&expected),
@@ -161,7 +162,14 @@ fn assemblyscript_kernels_match_reference() {
     let artifact = dir.join("kernels-as.kiln");
     kiln(&["compile", path(&wasm), "-o", path(&artifact)]);
     let invoke = |func: &str, n: i32| -> String {
-        let out = kiln(&["run", path(&artifact), "--invoke", func, &n.to_string()]);
+        let out = kiln(&[
+            "run",
+            "--allow-precompiled",
+            path(&artifact),
+            "--invoke",
+            func,
+            &n.to_string(),
+        ]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     for n in [0, 1, 5, 77, 1000, -3] {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_artifact::{ArchivedModuleInfo, ArtifactError, CompatInfo, Header};
+use kiln_artifact::{ArchivedModuleInfo, ArtifactError, ArtifactKey, CompatInfo, Header};
 
 /// Why an artifact could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +99,18 @@ fn check(
     Ok((header, metadata, data))
 }
 
+/// Copies `bytes` into a fresh page-aligned read-only mapping (at least one byte long), so the
+/// metadata archive after the 512-byte header is 16-aligned.
+fn copy_to_anonymous(bytes: &[u8]) -> Result<memmap2::Mmap, LoadError> {
+    let io = |source| LoadError::Io {
+        path: "<memory>".into(),
+        source,
+    };
+    let mut copy = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+    copy[..bytes.len()].copy_from_slice(bytes);
+    copy.make_read_only().map_err(io)
+}
+
 /// Maps a CPU feature name from an artifact header (`has_sse41`) to the host's check.
 fn host_has_feature(name: &str) -> Option<bool> {
     let name = name.strip_prefix("has_").unwrap_or(name);
@@ -183,36 +195,51 @@ fn check_host_cpu(header: &Header) -> Result<(), ArtifactError> {
 }
 
 impl LoadedModule {
-    /// Loads an artifact file in checked mode: header, compatibility, checksum and metadata
-    /// are all verified, so any file contents are handled without undefined behaviour.
-    ///
-    /// Like every memory-mapped loader, this relies on the file not being modified or
-    /// truncated by another process while the module is alive.
-    pub fn from_file_checked(
+    /// Loads a sealed artifact file: the file is read into memory that this module owns, its
+    /// seal verified under `key` before any other byte is used, then its header and
+    /// compatibility are checked. Safe: only an artifact that a Kiln compiler holding `key`
+    /// wrote loads, and what another process later does to the file changes nothing.
+    pub fn from_file_sealed(
         path: &Path,
         expected: &CompatInfo,
+        key: &ArtifactKey,
     ) -> Result<Arc<LoadedModule>, LoadError> {
-        // SAFETY: checked mode trusts nothing in the file; the remaining contract (the file
-        // does not change while mapped) is documented above, as for any mapped file.
-        unsafe { Self::from_file(path, expected, Verification::Checked) }
+        let io = |source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let (map, len) = crate::sys::read_file_to_anonymous(&mut file).map_err(io)?;
+        kiln_artifact::seal::verify_seal(&map[..len], key)?;
+        // SAFETY: the seal verified: a Kiln compiler holding the key wrote exactly these
+        // bytes, which this module owns and nothing can change.
+        unsafe { Self::from_owned(map, len, expected, Verification::Unchecked) }
     }
 
-    /// Loads an artifact from memory in checked mode. Any bytes are handled safely.
-    pub fn from_bytes_checked(
+    /// Loads sealed artifact bytes: copies them, verifies the seal of the copy under `key`
+    /// before any other byte is used, then checks header and compatibility. Safe, as
+    /// [`LoadedModule::from_file_sealed`].
+    pub fn from_bytes_sealed(
         bytes: &[u8],
         expected: &CompatInfo,
+        key: &ArtifactKey,
     ) -> Result<Arc<LoadedModule>, LoadError> {
-        // SAFETY: checked mode has no requirements on the bytes.
-        unsafe { Self::from_bytes(bytes, expected, Verification::Checked) }
+        let map = copy_to_anonymous(bytes)?;
+        kiln_artifact::seal::verify_seal(&map[..bytes.len()], key)?;
+        // SAFETY: the seal of the copy verified, as in `from_file_sealed`.
+        unsafe { Self::from_owned(map, bytes.len(), expected, Verification::Unchecked) }
     }
 
-    /// Loads an artifact from a file, mapping it read-only.
+    /// Loads an artifact from a file, mapping it read-only and private (copy-on-write).
     ///
     /// # Safety
-    /// The file must not be modified or truncated while the module is alive. With
-    /// [`Verification::Unchecked`] the file must also be an artifact written by this Kiln
-    /// version's compiler (or one that passed checked loading before): its metadata and code
-    /// are trusted.
+    /// Instantiating the module runs its machine code, which no check can tell from code
+    /// that Kiln did not write: the file must be an artifact written by a Kiln compiler.
+    /// [`Verification::Checked`] turns any corruption or mismatch of the file (of its
+    /// header, metadata or layout, or of its version, target and settings) into an error;
+    /// with [`Verification::Unchecked`] the file must also be exactly what this Kiln
+    /// version's compiler wrote. The file must not be modified or truncated while the module
+    /// is alive: a mapping shows later writes, and a truncated mapping faults.
     pub unsafe fn from_file(
         path: &Path,
         expected: &CompatInfo,
@@ -223,8 +250,8 @@ impl LoadedModule {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: the caller promises the file is not modified while mapped.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        // SAFETY: the caller promises the file is not modified or truncated while mapped.
+        let map = unsafe { crate::sys::map_file_private(&file) }.map_err(io)?;
         let (header, metadata, data) = check(&map, expected, verification)?;
         let code_range = header
             .code
@@ -263,11 +290,25 @@ impl LoadedModule {
     /// Loads an artifact from bytes in memory, copying them into an aligned mapping.
     ///
     /// # Safety
-    /// With [`Verification::Unchecked`] the bytes must be an artifact written by this Kiln
-    /// version's compiler (or one that passed checked loading before). With
-    /// [`Verification::Checked`] this function is safe to call with any bytes.
+    /// As for [`LoadedModule::from_file`], except that the bytes are copied, so nothing can
+    /// change them afterwards.
     pub unsafe fn from_bytes(
         bytes: &[u8],
+        expected: &CompatInfo,
+        verification: Verification,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
+        let map = copy_to_anonymous(bytes)?;
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::from_owned(map, bytes.len(), expected, verification) }
+    }
+
+    /// Loads the artifact in the first `len` bytes of `map`, which this module takes over.
+    ///
+    /// # Safety
+    /// As for [`LoadedModule::from_bytes`].
+    unsafe fn from_owned(
+        map: memmap2::Mmap,
+        len: usize,
         expected: &CompatInfo,
         verification: Verification,
     ) -> Result<Arc<LoadedModule>, LoadError> {
@@ -275,10 +316,7 @@ impl LoadedModule {
             path: "<memory>".into(),
             source,
         };
-        let mut copy = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
-        copy[..bytes.len()].copy_from_slice(bytes);
-        let map = copy.make_read_only().map_err(io)?;
-        let file = &map[..bytes.len()];
+        let file = &map[..len];
         let (header, metadata, data) = check(file, expected, verification)?;
         let code_range = header
             .code
@@ -294,7 +332,7 @@ impl LoadedModule {
             header,
             metadata,
             data,
-            len: bytes.len(),
+            len,
             code,
         }))
     }

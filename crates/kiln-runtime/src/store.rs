@@ -453,10 +453,17 @@ impl StoreOpaque {
                 let func = info
                     .func_at_code_offset(offset)
                     .map(|d| d.0 + info.num_imported_funcs.to_native());
+                let cause = if signal == libc::SIGBUS {
+                    "; a SIGBUS there means the artifact file was truncated while mapped, \
+                     which the unsafe deserialize_file contract forbids (sealed loads read the \
+                     file into memory instead)"
+                } else {
+                    "; this is a bug in Kiln"
+                };
                 eprintln!(
                     "kiln: fatal: signal {signal} at pc {pc:#x} (code offset {offset:#x}, \
                      function {func:?}, fault address {fault_address:x?}) in generated code \
-                     that has no trap record; this is a bug in Kiln"
+                     that has no trap record{cause}"
                 );
                 std::process::abort();
             }

@@ -129,14 +129,39 @@ pub fn map_file_executable(
             "code offset is not page-aligned",
         ));
     }
-    // SAFETY: the caller of the loader promised the file is not modified while mapped
-    // (checked loading verified its contents just before); the mapping is private.
-    unsafe {
+    // SAFETY: the caller of the loader promised that the file is not modified or truncated
+    // while mapped. The mapping is private (copy-on-write), so nothing this process does
+    // reaches the file.
+    let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
             .len(len)
-            .map_exec(file)
-    }
+            .map_copy(file)
+    }?;
+    map.make_exec()
+}
+
+/// Maps all of `file` read-only and private (copy-on-write).
+///
+/// # Safety
+/// The file must not be modified or truncated while the mapping lives: on Linux, pages of a
+/// private mapping that this process never wrote still show later writes to the file, and
+/// a truncated file's pages fault with `SIGBUS`.
+pub unsafe fn map_file_private(file: &std::fs::File) -> io::Result<memmap2::Mmap> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file) }
+}
+
+/// Reads all of `file` into a fresh anonymous read-only mapping (page-aligned), so that
+/// nothing another process later does to the file can change what was read. Returns the
+/// mapping and the number of bytes read (the mapping is at least one byte long).
+pub fn read_file_to_anonymous(file: &mut std::fs::File) -> io::Result<(memmap2::Mmap, usize)> {
+    use std::io::Read;
+    let len = usize::try_from(file.metadata()?.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+    let mut map = memmap2::MmapMut::map_anon(len.max(1))?;
+    file.read_exact(&mut map[..len])?;
+    Ok((map.make_read_only()?, len))
 }
 
 /// Copies `code` into a fresh anonymous mapping and makes it read-only and executable.

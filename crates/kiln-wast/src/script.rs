@@ -173,7 +173,8 @@ impl Script {
         let artifact = module
             .serialize()
             .map_err(|e| Failure::RoundTrip(format!("serialize: {e}")))?;
-        Module::deserialize(&self.engine, &artifact)
+        // SAFETY: `Module::serialize` of this engine's module wrote these bytes just above.
+        unsafe { Module::deserialize(&self.engine, &artifact) }
             .map_err(|e| Failure::RoundTrip(format!("deserialize: {e}")))
     }
 

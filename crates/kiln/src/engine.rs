@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kiln_artifact::{BoundsChecks, CodegenSettings, CompatInfo, OptLevel, Proposal, Proposals};
+use kiln_artifact::{
+    ArtifactKey, BoundsChecks, CodegenSettings, CompatInfo, OptLevel, Proposal, Proposals,
+};
 use kiln_compiler::CompileConfig;
 
 use crate::Result;
@@ -15,6 +17,7 @@ pub struct Config {
     settings: CodegenSettings,
     max_wasm_stack: usize,
     compile_threads: Option<usize>,
+    artifact_key: Option<ArtifactKey>,
 }
 
 impl Default for Config {
@@ -24,6 +27,7 @@ impl Default for Config {
             settings: CodegenSettings::default(),
             max_wasm_stack: 512 << 10,
             compile_threads: None,
+            artifact_key: None,
         }
     }
 }
@@ -128,6 +132,23 @@ impl Config {
         self
     }
 
+    /// Gives the engine a secret key: every artifact it writes is sealed with it (a keyed
+    /// blake3 MAC over the whole file), and [`crate::Module::deserialize_sealed`],
+    /// [`crate::Module::deserialize_file_sealed`] and [`crate::Module::from_file`] load
+    /// exactly the artifacts whose seal verifies under it. Keep the key secret: anyone who
+    /// holds it can make this engine run machine code of their choosing.
+    pub fn artifact_key(&mut self, key: ArtifactKey) -> &mut Self {
+        self.artifact_key = Some(key);
+        self
+    }
+
+    /// Reads the artifact key from a file (32 raw bytes or 64 hexadecimal digits); see
+    /// [`Config::artifact_key`].
+    pub fn artifact_key_file(&mut self, path: impl AsRef<std::path::Path>) -> Result<&mut Self> {
+        let key = ArtifactKey::from_file(path.as_ref())?;
+        Ok(self.artifact_key(key))
+    }
+
     /// Sets the number of compilation threads (`None`: rayon's global pool).
     pub fn compile_threads(&mut self, threads: Option<usize>) -> &mut Self {
         self.compile_threads = threads;
@@ -183,11 +204,25 @@ impl Engine {
         progress: impl Fn(usize, usize) + Sync,
     ) -> Result<Vec<u8>> {
         let wasm = crate::module::parse_wat(wasm)?;
-        Ok(kiln_compiler::compile_with_progress(
-            &wasm,
-            &self.inner.compile,
-            &progress,
-        )?)
+        let mut artifact =
+            kiln_compiler::compile_with_progress(&wasm, &self.inner.compile, &progress)?;
+        if let Some(key) = &self.inner.config.artifact_key {
+            kiln_artifact::seal::seal(&mut artifact, key)?;
+        }
+        Ok(artifact)
+    }
+
+    /// Whether this engine seals the artifacts it writes (it holds an artifact key).
+    pub fn seals_artifacts(&self) -> bool {
+        self.inner.config.artifact_key.is_some()
+    }
+
+    pub(crate) fn artifact_key(&self) -> Result<&ArtifactKey> {
+        self.inner
+            .config
+            .artifact_key
+            .as_ref()
+            .ok_or(kiln_artifact::ArtifactError::NoKey.into())
     }
 
     /// Advances the epoch by one: code compiled with [`Config::epoch_interruption`] in any
@@ -210,10 +245,6 @@ impl Engine {
     /// The target triple this engine compiles for.
     pub fn target(&self) -> &str {
         &self.inner.compat.target
-    }
-
-    pub(crate) fn compile_config(&self) -> &CompileConfig {
-        &self.inner.compile
     }
 
     pub(crate) fn compat(&self) -> &CompatInfo {

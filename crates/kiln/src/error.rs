@@ -44,6 +44,9 @@ pub enum Error {
     /// Wrong argument or result types, or a misused item.
     #[error("type mismatch: {0}")]
     Type(String),
+    /// An artifact key could not be read.
+    #[error(transparent)]
+    Key(#[from] kiln_artifact::KeyError),
     /// A host access to linear memory out of bounds.
     #[error("memory access out of bounds: {0}")]
     MemoryAccess(String),

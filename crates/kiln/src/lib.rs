@@ -62,6 +62,6 @@ pub use kiln_compiler::CompileError;
 pub use kiln_runtime::StoreLimits;
 
 pub use kiln_artifact::{
-    BoundsChecks, FuncType, GlobalType, MemoryType, OptLevel, Proposal, Proposals, RefType,
-    TableType, TrapCode, ValType,
+    ArtifactKey, BoundsChecks, FuncType, GlobalType, KeyError, MemoryType, OptLevel, Proposal,
+    Proposals, RefType, TableType, TrapCode, ValType,
 };

@@ -131,6 +131,21 @@ pub struct Module {
     inner: Arc<ModuleInner>,
 }
 
+/// Whether the file at `path` starts with the artifact magic bytes.
+pub fn is_artifact_file(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    let mut file = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < magic.len() {
+        match file.read(&mut magic[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n == magic.len() && magic == ARTIFACT_MAGIC)
+}
+
 pub(crate) fn parse_wat(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     wat::parse_bytes(bytes).map_err(|e| Error::Wat(e.to_string()))
 }
@@ -149,69 +164,138 @@ impl Module {
         progress: impl Fn(usize, usize) + Sync,
     ) -> Result<Module> {
         engine.check_runnable()?;
-        let wasm = parse_wat(bytes.as_ref())?;
-        let artifact =
-            kiln_compiler::compile_with_progress(&wasm, engine.compile_config(), &progress)?;
-        let loaded = LoadedModule::from_bytes_checked(&artifact, engine.compat())
-            .map_err(Error::from_load)?;
+        let artifact = engine.precompile_module_with_progress(bytes.as_ref(), progress)?;
+        // SAFETY: the engine's own compiler wrote these bytes just now, and they are copied
+        // into memory the module owns.
+        let loaded = unsafe {
+            LoadedModule::from_bytes(
+                &artifact,
+                engine.compat(),
+                kiln_runtime::Verification::Checked,
+            )
+        }
+        .map_err(Error::from_load)?;
         Ok(Module::from_loaded(engine, loaded))
     }
 
-    /// Loads a module from a file: a `.wasm` binary, WAT text, or an artifact (recognised by
-    /// its magic bytes, loaded in checked mode).
+    /// Loads a module from a file: a `.wasm` binary or WAT text, which is compiled, or an
+    /// artifact (recognised by its magic bytes), which is loaded only if its seal verifies
+    /// under the engine's key ([`Module::deserialize_file_sealed`]). Without a key an
+    /// artifact is refused: loading it would run machine code that nothing vouches for (use
+    /// the unsafe [`Module::deserialize_file`] for artifacts you trust).
     pub fn from_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Module> {
         let path = path.as_ref();
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
-        let mut magic = [0u8; 8];
-        let n = {
-            use std::io::Read;
-            let mut f = std::fs::File::open(path).map_err(io)?;
-            let mut n = 0;
-            while n < magic.len() {
-                match f.read(&mut magic[n..]).map_err(io)? {
-                    0 => break,
-                    k => n += k,
-                }
-            }
-            n
-        };
-        if n == magic.len() && magic == ARTIFACT_MAGIC {
-            return Module::deserialize_file(engine, path);
+        if is_artifact_file(path).map_err(io)? {
+            return Module::deserialize_file_sealed(engine, path);
         }
         let bytes = std::fs::read(path).map_err(io)?;
         Module::new(engine, bytes)
     }
 
-    /// The artifact bytes of this module, loadable with [`Module::deserialize`].
+    /// The artifact bytes of this module, loadable with [`Module::deserialize`] (or, if the
+    /// engine holds an artifact key, with [`Module::deserialize_sealed`]).
     pub fn serialize(&self) -> Result<Vec<u8>> {
         Ok(self.inner.loaded.bytes().to_vec())
     }
 
-    /// Loads artifact bytes in checked mode: any bytes give a module or an error.
-    pub fn deserialize(engine: &Engine, bytes: impl AsRef<[u8]>) -> Result<Module> {
+    /// Loads sealed artifact bytes: the seal is verified under the engine's key
+    /// ([`crate::Config::artifact_key`]) before any other byte is used, so any bytes give a
+    /// module that a Kiln compiler holding the key wrote, or an error
+    /// ([`kiln_artifact::ArtifactError::Unsealed`], [`kiln_artifact::ArtifactError::SealMismatch`],
+    /// [`kiln_artifact::ArtifactError::NoKey`], or a version, target or settings mismatch).
+    /// Costs one keyed hash of the bytes (blake3, multi-threaded above 1 MiB) and one copy.
+    pub fn deserialize_sealed(engine: &Engine, bytes: impl AsRef<[u8]>) -> Result<Module> {
         engine.check_runnable()?;
-        let loaded = LoadedModule::from_bytes_checked(bytes.as_ref(), engine.compat())
+        let key = engine.artifact_key()?;
+        let loaded = LoadedModule::from_bytes_sealed(bytes.as_ref(), engine.compat(), key)
             .map_err(Error::from_load)?;
         Ok(Module::from_loaded(engine, loaded))
     }
 
-    /// Maps an artifact file and loads it in checked mode. The file must not be modified
-    /// while the module is alive.
-    pub fn deserialize_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Module> {
+    /// Loads a sealed artifact file, as [`Module::deserialize_sealed`]. The file is read
+    /// into memory that the module owns before its seal is checked, so writing to or
+    /// truncating the file afterwards changes nothing.
+    pub fn deserialize_file_sealed(engine: &Engine, path: impl AsRef<Path>) -> Result<Module> {
         engine.check_runnable()?;
-        let loaded = LoadedModule::from_file_checked(path.as_ref(), engine.compat())
+        let key = engine.artifact_key()?;
+        let loaded = LoadedModule::from_file_sealed(path.as_ref(), engine.compat(), key)
             .map_err(Error::from_load)?;
+        Ok(Module::from_loaded(engine, loaded))
+    }
+
+    /// Loads artifact bytes in checked mode.
+    ///
+    /// Checked mode verifies the header, the engine's version, target, CPU features and
+    /// settings, the checksum, the metadata archive (bytecheck) and every index and range
+    /// the runtime follows, so corrupt, truncated or stale bytes give an error, never
+    /// undefined behaviour *from the metadata*. What it cannot check is the machine code.
+    ///
+    /// # Safety
+    /// Instantiating the module runs the artifact's machine code, and no check can tell code
+    /// that a Kiln compiler wrote from code written by anyone else (a forged artifact with a
+    /// recomputed checksum passes every check). The caller vouches that `bytes` were written
+    /// by a Kiln compiler ([`Engine::precompile_module`] or [`Module::serialize`]) and not
+    /// replaced by someone else since. To load bytes you cannot vouch for, seal them and use
+    /// [`Module::deserialize_sealed`].
+    ///
+    /// ```compile_fail
+    /// # let engine = kiln::Engine::default();
+    /// # let bytes = engine.precompile_module(b"(module)").unwrap();
+    /// // Without `unsafe` this does not compile: the caller must vouch for the bytes.
+    /// let module = kiln::Module::deserialize(&engine, &bytes);
+    /// ```
+    pub unsafe fn deserialize(engine: &Engine, bytes: impl AsRef<[u8]>) -> Result<Module> {
+        engine.check_runnable()?;
+        // SAFETY: forwarded from this function's contract.
+        let loaded = unsafe {
+            LoadedModule::from_bytes(
+                bytes.as_ref(),
+                engine.compat(),
+                kiln_runtime::Verification::Checked,
+            )
+        }
+        .map_err(Error::from_load)?;
+        Ok(Module::from_loaded(engine, loaded))
+    }
+
+    /// Maps an artifact file (private, copy-on-write) and loads it in checked mode, as
+    /// [`Module::deserialize`]. The mapping is zero-copy: the code runs from the file's pages.
+    ///
+    /// # Safety
+    /// As for [`Module::deserialize`]; in addition the file must not be modified or truncated
+    /// while the module is alive. Even a private mapping shows later writes to the file, and
+    /// the pages of a truncated file fault with `SIGBUS` when touched, which ends the
+    /// process (with a diagnostic when it happens in generated code). Files that others can
+    /// write belong in [`Module::deserialize_file_sealed`], which reads them into memory.
+    ///
+    /// ```compile_fail
+    /// # let engine = kiln::Engine::default();
+    /// let module = kiln::Module::deserialize_file(&engine, "app.kiln");
+    /// ```
+    pub unsafe fn deserialize_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Module> {
+        engine.check_runnable()?;
+        // SAFETY: forwarded from this function's contract.
+        let loaded = unsafe {
+            LoadedModule::from_file(
+                path.as_ref(),
+                engine.compat(),
+                kiln_runtime::Verification::Checked,
+            )
+        }
+        .map_err(Error::from_load)?;
         Ok(Module::from_loaded(engine, loaded))
     }
 
     /// Loads artifact bytes checking only the header: O(1) in the module's size.
     ///
     /// # Safety
-    /// `bytes` must be an artifact produced by this version of Kiln (by
-    /// [`Engine::precompile_module`] or [`Module::serialize`]) and not modified since.
+    /// As for [`Module::deserialize`], and the bytes must be exactly an artifact produced by
+    /// this version of Kiln (by [`Engine::precompile_module`] or [`Module::serialize`]), not
+    /// modified since: corrupt metadata is undefined behaviour.
     pub unsafe fn deserialize_unchecked(
         engine: &Engine,
         bytes: impl AsRef<[u8]>,
@@ -232,8 +316,7 @@ impl Module {
     /// Maps an artifact file checking only its header: O(1) in the module's size.
     ///
     /// # Safety
-    /// The file must be an artifact produced by this version of Kiln, and must not be
-    /// modified while the module is alive.
+    /// As for [`Module::deserialize_unchecked`] and [`Module::deserialize_file`].
     pub unsafe fn deserialize_file_unchecked(
         engine: &Engine,
         path: impl AsRef<Path>,

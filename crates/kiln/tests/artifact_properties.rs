@@ -99,7 +99,8 @@ fn artifact() -> &'static [u8] {
 
 #[test]
 fn real_artifact_loads_and_runs() {
-    let module = Module::deserialize(host_engine(), artifact()).expect("checked load");
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let module = unsafe { Module::deserialize(host_engine(), artifact()) }.expect("checked load");
     let mut store = Store::new(host_engine(), Vec::<i32>::new());
     let mut linker = Linker::new(host_engine());
     linker
@@ -158,7 +159,8 @@ fn real_artifact_loads_and_runs() {
 
 #[test]
 fn unchecked_load_sees_the_same_module() {
-    let checked = Module::deserialize(host_engine(), artifact()).unwrap();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let checked = unsafe { Module::deserialize(host_engine(), artifact()) }.unwrap();
     // SAFETY: the bytes were written by this engine's compiler in this process.
     let unchecked = unsafe { Module::deserialize_unchecked(host_engine(), artifact()) }.unwrap();
     let describe = |m: &Module| {
@@ -178,9 +180,11 @@ fn unchecked_load_sees_the_same_module() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("props.kiln");
     std::fs::write(&path, artifact()).unwrap();
-    let from_file = Module::deserialize_file(host_engine(), &path).unwrap();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let from_file = unsafe { Module::deserialize_file(host_engine(), &path) }.unwrap();
     // SAFETY: the file was just written from this engine's artifact and is not modified.
     let from_file_unchecked =
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
         unsafe { Module::deserialize_file_unchecked(host_engine(), &path) }.unwrap();
     assert_eq!(describe(&checked), describe(&from_file));
     assert_eq!(describe(&checked), describe(&from_file_unchecked));
@@ -217,7 +221,8 @@ fn thread_count_does_not_change_the_artifact() {
         "compile_threads(1) and (4) give different bytes"
     );
     // And both load.
-    Module::deserialize(host_engine(), &one).unwrap();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    unsafe { Module::deserialize(host_engine(), &one) }.unwrap();
 }
 
 #[test]
@@ -234,7 +239,8 @@ fn foreign_target_artifact_is_refused_by_name() {
     assert_eq!(cross.target(), foreign);
     let bytes = cross.precompile_module(&wasm()).expect("cross-compiles");
 
-    let err = match Module::deserialize(host_engine(), &bytes) {
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let err = match unsafe { Module::deserialize(host_engine(), &bytes) } {
         Ok(_) => panic!("a {foreign} artifact loaded on {host}"),
         Err(e) => e,
     };
@@ -270,8 +276,10 @@ fn other_settings_are_refused() {
         let engine = Engine::new(&config).unwrap();
         let bytes = engine.precompile_module(&wasm()).unwrap();
         // Its own engine loads it.
-        Module::deserialize(&engine, &bytes).unwrap();
-        match Module::deserialize(host_engine(), &bytes) {
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        match unsafe { Module::deserialize(host_engine(), &bytes) } {
             Err(Error::Artifact(ArtifactError::Settings { expected, found })) => {
                 assert_ne!(expected, found);
             }
@@ -281,13 +289,29 @@ fn other_settings_are_refused() {
     }
 }
 
+/// `Module::from_file` recognises an artifact by its magic bytes and, as a safe function,
+/// loads it only through its seal: an unsealed artifact is refused before anything of it is
+/// used, a sealed one loads with the key.
 #[test]
 fn from_file_detects_an_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("props.kiln");
     std::fs::write(&path, artifact()).unwrap();
-    let module = Module::from_file(host_engine(), &path).unwrap();
-    assert_eq!(module.serialize().unwrap(), artifact());
+    assert!(matches!(
+        Module::from_file(host_engine(), &path),
+        Err(Error::Artifact(ArtifactError::NoKey))
+    ));
+    let mut config = Config::new();
+    config.artifact_key(kiln::ArtifactKey::new([4; 32]));
+    let keyed = Engine::new(&config).unwrap();
+    assert!(matches!(
+        Module::from_file(&keyed, &path),
+        Err(Error::Artifact(ArtifactError::Unsealed))
+    ));
+    let sealed = keyed.precompile_module(WAT.as_bytes()).unwrap();
+    std::fs::write(&path, &sealed).unwrap();
+    let module = Module::from_file(&keyed, &path).unwrap();
+    assert_eq!(module.serialize().unwrap(), sealed);
 }
 
 // ---- damaged artifacts ----
@@ -339,6 +363,18 @@ fn apply(file: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+/// Whether `file` equals `original` outside the seal field (bytes 472..504), which the
+/// checked loader does not read: a sealed artifact can be loaded unchecked-but-validated
+/// without the key, and only a sealed load verifies the seal (`tests/sealed.rs`).
+fn same_but_the_seal(file: &[u8], original: &[u8]) -> bool {
+    file.len() == original.len()
+        && file
+            .iter()
+            .zip(original)
+            .enumerate()
+            .all(|(i, (a, b))| a == b || (472..504).contains(&i))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
@@ -348,8 +384,9 @@ proptest! {
         let original = artifact();
         let mut file = original.to_vec();
         apply(&mut file, &m);
-        let result = Module::deserialize(host_engine(), &file);
-        if file == original {
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        let result = unsafe { Module::deserialize(host_engine(), &file) };
+        if same_but_the_seal(&file, original) {
             prop_assert!(result.is_ok());
         } else {
             prop_assert!(result.is_err(), "damaged artifact loaded: {m:?}");
@@ -364,8 +401,9 @@ proptest! {
         apply(&mut file, &m);
         let mut tmp = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut tmp, &file).unwrap();
-        let result = Module::deserialize_file(host_engine(), tmp.path());
-        if file == original {
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        let result = unsafe { Module::deserialize_file(host_engine(), tmp.path()) };
+        if same_but_the_seal(&file, original) {
             prop_assert!(result.is_ok());
         } else {
             prop_assert!(
@@ -390,22 +428,25 @@ proptest! {
         file.extend_from_slice(&body);
         let sum = kiln_artifact::header::checksum(&file);
         file[456..472].copy_from_slice(&sum.to_le_bytes());
-        let _ = Module::deserialize(host_engine(), &file);
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        let _ = unsafe { Module::deserialize(host_engine(), &file) };
     }
 }
 
 /// Every single-bit change of the header of a real artifact is refused by the checked
-/// loader. (Flips of the code offset used to load, and calling a function of such a module
-/// crashed the process with SIGSEGV.)
+/// loader, except in the seal (bytes 472..504), which the checked loader does not read and
+/// only a sealed load checks (`tests/sealed.rs`). (Flips of the code offset used to load,
+/// and calling a function of such a module crashed the process with SIGSEGV.)
 #[test]
 fn every_header_bit_is_checked_by_the_loader() {
     let original = artifact();
     let mut accepted = Vec::new();
-    for pos in 0..HEADER_SIZE {
+    for pos in (0..HEADER_SIZE).filter(|p| !(472..504).contains(p)) {
         for bit in 0..8 {
             let mut file = original.to_vec();
             file[pos] ^= 1 << bit;
-            if Module::deserialize(host_engine(), &file).is_ok() {
+            // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+            if unsafe { Module::deserialize(host_engine(), &file) }.is_ok() {
                 accepted.push((pos, bit));
             }
         }

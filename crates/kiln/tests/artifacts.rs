@@ -42,19 +42,24 @@ fn serialize_deserialize_round_trip() {
     let path = dir.path().join("m.kiln");
     std::fs::write(&path, &bytes).unwrap();
 
-    let checked = Module::deserialize_file(&engine, &path).unwrap();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let checked = unsafe { Module::deserialize_file(&engine, &path) }.unwrap();
     exercise(&engine, &checked);
     assert_eq!(checked.serialize().unwrap(), bytes);
     // SAFETY: the file was just written from `Module::serialize` and is not modified.
     let unchecked = unsafe { Module::deserialize_file_unchecked(&engine, &path) }.unwrap();
     exercise(&engine, &unchecked);
-    let from_bytes = Module::deserialize(&engine, &bytes).unwrap();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let from_bytes = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
     exercise(&engine, &from_bytes);
     // SAFETY: the bytes come from `Module::serialize`.
     let unchecked_bytes = unsafe { Module::deserialize_unchecked(&engine, &bytes) }.unwrap();
     exercise(&engine, &unchecked_bytes);
-    let detected = Module::from_file(&engine, &path).unwrap();
-    exercise(&engine, &detected);
+    // The safe loader refuses an artifact that no seal vouches for.
+    assert!(matches!(
+        Module::from_file(&engine, &path),
+        Err(Error::Artifact(ArtifactError::NoKey))
+    ));
 
     let wat_path = dir.path().join("m.wat");
     std::fs::write(&wat_path, WAT).unwrap();
@@ -71,7 +76,8 @@ fn foreign_target_is_refused() {
 
     let host = Engine::default();
     for result in [
-        Module::deserialize(&host, &bytes),
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        unsafe { Module::deserialize(&host, &bytes) },
         // SAFETY: the bytes are a genuine artifact of this Kiln version.
         unsafe { Module::deserialize_unchecked(&host, &bytes) },
     ] {
@@ -86,7 +92,8 @@ fn foreign_target_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cross.kiln");
     std::fs::write(&path, &bytes).unwrap();
-    let err = Module::deserialize_file(&host, &path).unwrap_err();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let err = unsafe { Module::deserialize_file(&host, &path) }.unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("aarch64-unknown-linux-gnu") && msg.contains(host.target()),
@@ -102,13 +109,15 @@ fn other_settings_are_refused() {
     config.bounds_checks(kiln::BoundsChecks::Explicit);
     let explicit = Engine::new(&config).unwrap();
     let bytes = explicit.precompile_module(WAT.as_bytes()).unwrap();
-    let err = Module::deserialize(&Engine::default(), &bytes).unwrap_err();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let err = unsafe { Module::deserialize(&Engine::default(), &bytes) }.unwrap_err();
     assert!(
         matches!(err, Error::Artifact(ArtifactError::Settings { .. })),
         "{err}"
     );
     // And the explicit engine runs them.
-    let module = Module::deserialize(&explicit, &bytes).unwrap();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let module = unsafe { Module::deserialize(&explicit, &bytes) }.unwrap();
     exercise(&explicit, &module);
 }
 
@@ -118,19 +127,22 @@ fn another_proposal_set_is_refused() {
     config.wasm_simd(false).wasm_reference_types(false);
     let narrow = Engine::new(&config).unwrap();
     let bytes = narrow.precompile_module(WAT.as_bytes()).unwrap();
-    let err = Module::deserialize(&Engine::default(), &bytes).unwrap_err();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let err = unsafe { Module::deserialize(&Engine::default(), &bytes) }.unwrap_err();
     assert!(
         matches!(err, Error::Artifact(ArtifactError::Settings { .. })),
         "{err}"
     );
     let bytes = Engine::default().precompile_module(WAT.as_bytes()).unwrap();
-    let err = Module::deserialize(&narrow, &bytes).unwrap_err();
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let err = unsafe { Module::deserialize(&narrow, &bytes) }.unwrap_err();
     assert!(
         matches!(err, Error::Artifact(ArtifactError::Settings { .. })),
         "{err}"
     );
     let module =
-        Module::deserialize(&narrow, narrow.precompile_module(WAT.as_bytes()).unwrap()).unwrap();
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        unsafe { Module::deserialize(&narrow, narrow.precompile_module(WAT.as_bytes()).unwrap()) }.unwrap();
     exercise(&narrow, &module);
 }
 
@@ -140,24 +152,28 @@ fn truncated_artifacts_are_errors() {
     let bytes = engine.precompile_module(WAT.as_bytes()).unwrap();
     let mut cut = 0;
     while cut < bytes.len() {
-        let result = Module::deserialize(&engine, &bytes[..cut]);
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        let result = unsafe { Module::deserialize(&engine, &bytes[..cut]) };
         assert!(
             matches!(result, Err(Error::Artifact(_))),
             "truncated to {cut} bytes: {result:?}"
         );
         cut += 1 + cut / 7;
     }
-    assert!(Module::deserialize(&engine, &bytes[..bytes.len() - 1]).is_err());
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    assert!(unsafe { Module::deserialize(&engine, &bytes[..bytes.len() - 1]) }.is_err());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cut.kiln");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(
-        Module::deserialize_file(&engine, &path),
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        unsafe { Module::deserialize_file(&engine, &path) },
         Err(Error::Artifact(_))
     ));
     let missing = dir.path().join("missing.kiln");
     assert!(matches!(
-        Module::deserialize_file(&engine, &missing),
+        // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+        unsafe { Module::deserialize_file(&engine, &missing) },
         Err(Error::Io { .. })
     ));
 }
@@ -177,15 +193,17 @@ fn bit_flips_are_errors_in_checked_mode() {
         300,
         420,
         460,
-        500,
+        506,
         511,
         bytes.len() - 1,
     ]);
-    for pos in positions {
+    // The seal field (472..504) is read only by sealed loads (`tests/sealed.rs`).
+    for pos in positions.into_iter().filter(|p| !(472..504).contains(p)) {
         for bit in [0, 3, 7] {
             let mut flipped = bytes.clone();
             flipped[pos] ^= 1 << bit;
-            let result = Module::deserialize(&engine, &flipped);
+            // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+            let result = unsafe { Module::deserialize(&engine, &flipped) };
             assert!(
                 matches!(result, Err(Error::Artifact(_))),
                 "flip of bit {bit} at {pos} was accepted: {result:?}"
@@ -199,7 +217,8 @@ fn garbage_is_not_an_artifact() {
     let engine = Engine::default();
     for bytes in [&b""[..], b"\0asm", b"\0KILNART", &[0u8; 600]] {
         assert!(matches!(
-            Module::deserialize(&engine, bytes),
+            // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+            unsafe { Module::deserialize(&engine, bytes) },
             Err(Error::Artifact(_))
         ));
     }
@@ -221,7 +240,8 @@ fn copy_fallback_behaves_like_file_mapping() {
     let path = dir.path().join("m.kiln");
     std::fs::write(&path, &bytes).unwrap();
     kiln_runtime::loader::force_code_copy(true);
-    let copied = Module::deserialize_file(&engine, &path);
+    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    let copied = unsafe { Module::deserialize_file(&engine, &path) };
     kiln_runtime::loader::force_code_copy(false);
     let copied = copied.unwrap();
     exercise(&engine, &copied);
