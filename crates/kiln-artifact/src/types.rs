@@ -76,7 +76,9 @@ impl core::fmt::Display for ValType {
 /// `call_indirect` compares this value, so it must be the same for equal signatures in every
 /// module and different for different ones. Signatures with few enough values are encoded
 /// injectively (3 bits a value type plus the counts); longer ones use a 63-bit xxh3 hash of
-/// the canonical encoding with the top bit set, so the two forms never meet.
+/// the canonical encoding with the top bit set, so the two forms never meet. A hash can
+/// collide (and one can be searched for offline), so wherever a hashed id matches, the
+/// signatures themselves are compared as well ([`SignatureId::is_hashed`]).
 #[derive(
     Clone,
     Copy,
@@ -92,6 +94,29 @@ impl core::fmt::Display for ValType {
 )]
 #[rkyv(derive(Debug, PartialEq, Eq))]
 pub struct SignatureId(pub u64);
+
+impl SignatureId {
+    /// Whether this id is a hash (of a signature with more than 17 values) rather than the
+    /// injective encoding: equal hashed ids do not prove equal signatures, so the signature
+    /// itself has to be compared too.
+    pub const fn is_hashed(self) -> bool {
+        self.0 & HASHED_TAG != 0
+    }
+}
+
+/// The top bit marks hashed signature ids.
+const HASHED_TAG: u64 = 1 << 63;
+
+static COLLIDING_HASHES: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Makes every hashed signature id the same from now on in this process, as if an attacker
+/// had found a hash collision between any two long signatures, so tests can show that no
+/// check relies on ids of long signatures being unique.
+#[doc(hidden)]
+pub fn make_hashed_signature_ids_collide_for_testing() {
+    COLLIDING_HASHES.store(true, core::sync::atomic::Ordering::Relaxed);
+}
 
 impl ArchivedSignatureId {
     /// The identity in native form.
@@ -146,6 +171,22 @@ impl ArchivedFuncType {
         )
     }
 
+    /// Whether this is exactly the signature `ty` (compared value by value).
+    pub fn matches(&self, ty: &FuncType) -> bool {
+        self.params.len() == ty.params.len()
+            && self.results.len() == ty.results.len()
+            && self
+                .params
+                .iter()
+                .zip(&ty.params)
+                .all(|(a, b)| a.native() == *b)
+            && self
+                .results
+                .iter()
+                .zip(&ty.results)
+                .all(|(a, b)| a.native() == *b)
+    }
+
     /// The signature in native form.
     pub fn to_native(&self) -> FuncType {
         FuncType::new(
@@ -197,8 +238,12 @@ fn signature_id(
     bytes.extend_from_slice(&(num_params as u32).to_le_bytes());
     bytes.extend_from_slice(&(num_results as u32).to_le_bytes());
     bytes.extend(params.chain(results).map(|t| t.code() as u8));
-    let hash = xxhash_rust::xxh3::xxh3_64(&bytes);
-    SignatureId(hash | (1 << 63))
+    let hash = if COLLIDING_HASHES.load(core::sync::atomic::Ordering::Relaxed) {
+        0
+    } else {
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    };
+    SignatureId(hash | HASHED_TAG)
 }
 
 /// The kind of reference a table holds.

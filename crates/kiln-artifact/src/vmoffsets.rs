@@ -123,11 +123,16 @@ pub enum Builtin {
     TableInit,
     /// `fn(vmctx, elem: u32)`.
     ElemDrop,
+    /// `fn(vmctx, type_index: u32, func_ref: *const VMFuncRef) -> u32`: 0 if the function
+    /// has exactly the caller's type `type_index`. `call_indirect` calls it after the
+    /// signature ids matched when the id is a hash (a long signature), so ids never have to
+    /// be trusted to be unique.
+    SignatureCheck,
 }
 
 impl Builtin {
     /// Number of builtins.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
 
     /// Offset of this builtin's pointer in `VMBuiltinFunctions`.
     pub const fn offset(self, pointer_size: u8) -> u32 {

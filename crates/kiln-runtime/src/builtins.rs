@@ -6,7 +6,8 @@
 //! generated code raises the trap itself.
 
 use crate::instance::Instance;
-use crate::vmcontext::VMBuiltinFunctions;
+use crate::store::StoreOpaque;
+use crate::vmcontext::{VMBuiltinFunctions, VMFuncRef, VMStoreContext};
 
 /// The one table of builtins every instance points to.
 pub static BUILTINS: VMBuiltinFunctions = VMBuiltinFunctions {
@@ -20,6 +21,7 @@ pub static BUILTINS: VMBuiltinFunctions = VMBuiltinFunctions {
     table_copy,
     table_init,
     elem_drop,
+    signature_check,
 };
 
 /// The instance whose vmctx generated code passed.
@@ -158,4 +160,40 @@ unsafe extern "C" fn table_init(
 unsafe extern "C" fn elem_drop(vmctx: *mut u8, elem: u32) {
     // SAFETY: generated code passes its own live vmctx.
     unsafe { caller(vmctx) }.elem_drop(elem);
+}
+
+/// `Builtin::SignatureCheck`: 0 if `func_ref` names a function of this store whose type is
+/// exactly the caller's type `type_index`, 1 otherwise.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx and a non-null `func_ref` loaded
+/// from one of its tables, while the store's entry into wasm is live.
+unsafe extern "C" fn signature_check(
+    vmctx: *mut u8,
+    type_index: u32,
+    func_ref: *const VMFuncRef,
+) -> u32 {
+    // SAFETY: generated code passes its own live vmctx.
+    let instance = unsafe { caller(vmctx) };
+    let Some(expected) = instance
+        .info()
+        .types
+        .get(kiln_artifact::TypeIndex(type_index))
+    else {
+        return 1;
+    };
+    // SAFETY: the vmctx's store-context field points to the store's boxed context, whose
+    // `opaque` the entry into wasm that is running this code set to the live `StoreOpaque`;
+    // wasm only reads the store through it while it runs.
+    let store = unsafe {
+        let ctx = vmctx
+            .add(instance.offsets.store_context() as usize)
+            .cast::<*const VMStoreContext>()
+            .read();
+        &*(*ctx).opaque.cast::<StoreOpaque>()
+    };
+    match store.func_type_of_ref(func_ref) {
+        Some(actual) if expected.matches(actual) => 0,
+        _ => 1,
+    }
 }

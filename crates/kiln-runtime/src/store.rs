@@ -223,6 +223,7 @@ impl<D: 'static> Store<D> {
                     epoch_counter: &NO_EPOCH,
                     store: std::ptr::null_mut(),
                     code_ranges: std::ptr::null(),
+                    opaque: std::ptr::null(),
                 }),
                 config,
                 funcs: Vec::new(),
@@ -302,6 +303,7 @@ impl<D: 'static> Store<D> {
         let max_stack = self.opaque.config.max_wasm_stack;
         let ranges: *const Vec<(usize, usize)> = &*self.opaque.code_ranges;
         let self_ptr: *mut Store<D> = self;
+        let opaque: *const StoreOpaque = &self.opaque;
         let ctx: *mut VMStoreContext = &mut *self.opaque.ctx;
         // SAFETY: `ctx` is the store's boxed context; `store` points to this store, which
         // stays borrowed mutably for the whole call (host functions reach it only through
@@ -310,6 +312,7 @@ impl<D: 'static> Store<D> {
         let result = unsafe {
             (*ctx).store = self_ptr.cast();
             (*ctx).code_ranges = ranges;
+            (*ctx).opaque = opaque.cast();
             traphandlers::invoke(
                 ctx,
                 max_stack,
@@ -394,10 +397,9 @@ impl<D> Store<D> {
         if let FuncKind::Host { func_ref, .. } = &mut data.kind
             && func_ref.wasm_call.is_null()
         {
-            let sig = data.ty.signature_id();
             let trampoline = modules.iter().find_map(|m| {
                 let info = m.info();
-                let (ty, _) = info.types.iter().find(|(_, t)| t.signature_id() == sig)?;
+                let (ty, _) = info.types.iter().find(|(_, t)| t.matches(&data.ty))?;
                 let start = info.trampolines.get(ty)?.wasm_to_array.start.to_native();
                 Some(m.code_base().wrapping_add(start as usize))
             });
@@ -417,7 +419,7 @@ impl<D> Store<D> {
 
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
     pub fn func_from_ref(&self, ptr: *const VMFuncRef) -> Option<FuncId> {
-        self.opaque.func_refs.get(&(ptr as usize)).copied()
+        self.opaque.func_from_ref(ptr)
     }
 
     /// The type-independent part.
@@ -432,6 +434,18 @@ impl<D> Store<D> {
 }
 
 impl StoreOpaque {
+    /// The function a `VMFuncRef` pointer names, if it is one of this store's.
+    pub fn func_from_ref(&self, ptr: *const VMFuncRef) -> Option<FuncId> {
+        self.func_refs.get(&(ptr as usize)).copied()
+    }
+
+    /// The exact type of the function a `VMFuncRef` pointer names, if it is one of this
+    /// store's.
+    pub fn func_type_of_ref(&self, ptr: *const VMFuncRef) -> Option<&FuncType> {
+        self.func_from_ref(ptr)
+            .map(|id| &self.funcs[id.0 as usize].ty)
+    }
+
     fn trap_at(&self, pc: usize, fault_address: Option<usize>, signal: i32) -> Trap {
         let module = self.modules.iter().find(|m| {
             let (s, e) = m.code_range();

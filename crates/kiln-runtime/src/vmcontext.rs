@@ -66,6 +66,9 @@ pub struct VMStoreContext {
     pub store: *mut (),
     /// The code ranges of the store's modules, read by the signal handler.
     pub code_ranges: *const Vec<(usize, usize)>,
+    /// The store's type-independent part (`StoreOpaque`), set on every entry into wasm, for
+    /// builtins that look up the store's functions.
+    pub opaque: *const (),
 }
 
 const _: () = {
@@ -207,6 +210,8 @@ pub struct VMBuiltinFunctions {
     pub table_init: unsafe extern "C" fn(*mut u8, u32, u32, u32, u32, u32) -> u32,
     /// `Builtin::ElemDrop`.
     pub elem_drop: unsafe extern "C" fn(*mut u8, u32),
+    /// `Builtin::SignatureCheck`.
+    pub signature_check: unsafe extern "C" fn(*mut u8, u32, *const VMFuncRef) -> u32,
 }
 
 const _: () = {
@@ -222,5 +227,9 @@ const _: () = {
     assert!(offset_of!(VMBuiltinFunctions, table_copy) == Builtin::TableCopy.offset(p) as usize);
     assert!(offset_of!(VMBuiltinFunctions, table_init) == Builtin::TableInit.offset(p) as usize);
     assert!(offset_of!(VMBuiltinFunctions, elem_drop) == Builtin::ElemDrop.offset(p) as usize);
+    assert!(
+        offset_of!(VMBuiltinFunctions, signature_check)
+            == Builtin::SignatureCheck.offset(p) as usize
+    );
     assert!(size_of::<VMBuiltinFunctions>() == Builtin::COUNT as usize * size_of::<usize>());
 };

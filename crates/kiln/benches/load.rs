@@ -77,6 +77,7 @@ struct Case {
     label: &'static str,
     wasm_len: usize,
     path: PathBuf,
+    sealed_path: PathBuf,
     artifact_len: usize,
 }
 
@@ -87,6 +88,11 @@ fn prepare(engine: &Engine, dir: &Path, label: &'static str, target: usize) -> C
     let compile = start.elapsed();
     let path = dir.join(format!("{label}.kiln"));
     std::fs::write(&path, &artifact).unwrap();
+    // What an engine holding `sealing_key()` writes for the same module.
+    let mut sealed = artifact.clone();
+    kiln_artifact::seal::seal(&mut sealed, &sealing_key()).unwrap();
+    let sealed_path = dir.join(format!("{label}-sealed.kiln"));
+    std::fs::write(&sealed_path, &sealed).unwrap();
     // Both loaders accept the file before anything is measured.
     // SAFETY: the artifacts were written by Kiln in this benchmark's setup and are not changed while loaded.
     unsafe { Module::deserialize_file(engine, &path) }.expect("checked load");
@@ -102,8 +108,13 @@ fn prepare(engine: &Engine, dir: &Path, label: &'static str, target: usize) -> C
         label,
         wasm_len: wasm.len(),
         path,
+        sealed_path,
         artifact_len: artifact.len(),
     }
+}
+
+fn sealing_key() -> kiln::ArtifactKey {
+    kiln::ArtifactKey::new([0x4b; 32])
 }
 
 fn benches(c: &mut Criterion) {
@@ -115,6 +126,11 @@ fn benches(c: &mut Criterion) {
         prepare(&engine, dir.path(), "10MiB", 10 << 20),
     ];
 
+    let keyed = {
+        let mut config = kiln::Config::new();
+        config.artifact_key(sealing_key());
+        Engine::new(&config).unwrap()
+    };
     let mut g = c.benchmark_group("load");
     for case in &cases {
         let id = |what: &str| {
@@ -148,6 +164,11 @@ fn benches(c: &mut Criterion) {
                 // SAFETY: written by this engine in `prepare` and unchanged since.
                 unsafe { Module::deserialize_file_unchecked(&engine, black_box(&case.path)) }
                     .unwrap()
+            })
+        });
+        g.bench_function(id("deserialize_file_sealed"), |b| {
+            b.iter(|| {
+                Module::deserialize_file_sealed(&keyed, black_box(&case.sealed_path)).unwrap()
             })
         });
         g.bench_function(id("deserialize_file_checked"), |b| {

@@ -207,7 +207,7 @@ impl Module {
     /// module that a Kiln compiler holding the key wrote, or an error
     /// ([`kiln_artifact::ArtifactError::Unsealed`], [`kiln_artifact::ArtifactError::SealMismatch`],
     /// [`kiln_artifact::ArtifactError::NoKey`], or a version, target or settings mismatch).
-    /// Costs one keyed hash of the bytes (blake3, multi-threaded above 1 MiB) and one copy.
+    /// Costs one keyed hash of the bytes (blake3, multi-threaded from 4 MiB) and one copy.
     pub fn deserialize_sealed(engine: &Engine, bytes: impl AsRef<[u8]>) -> Result<Module> {
         engine.check_runnable()?;
         let key = engine.artifact_key()?;
@@ -242,7 +242,7 @@ impl Module {
     /// replaced by someone else since. To load bytes you cannot vouch for, seal them and use
     /// [`Module::deserialize_sealed`].
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0133
     /// # let engine = kiln::Engine::default();
     /// # let bytes = engine.precompile_module(b"(module)").unwrap();
     /// // Without `unsafe` this does not compile: the caller must vouch for the bytes.
@@ -272,7 +272,7 @@ impl Module {
     /// process (with a diagnostic when it happens in generated code). Files that others can
     /// write belong in [`Module::deserialize_file_sealed`], which reads them into memory.
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0133
     /// # let engine = kiln::Engine::default();
     /// let module = kiln::Module::deserialize_file(&engine, "app.kiln");
     /// ```

@@ -7,7 +7,7 @@ use cranelift_codegen::ir::{
     self, ExtFuncData, ExternalName, InstBuilder, UserExternalName, types,
 };
 use kiln_artifact::vmoffsets::{func_ref, function_import};
-use kiln_artifact::{DefinedFuncIndex, FuncIndex, TableIndex, TrapCode, TypeIndex};
+use kiln_artifact::{Builtin, DefinedFuncIndex, FuncIndex, TableIndex, TrapCode, TypeIndex};
 use wasmparser::Operator;
 
 use super::FuncTranslator;
@@ -78,6 +78,15 @@ impl FuncTranslator<'_, '_> {
         self.builder
             .ins()
             .trapnz(mismatch, clif_trap(TrapCode::BadSignature));
+        if expected.is_hashed() {
+            // Equal hashes do not prove equal signatures: compare them out of line.
+            let type_index = self.builder.ins().iconst(types::I32, i64::from(ty.0));
+            self.call_checked_builtin(
+                Builtin::SignatureCheck,
+                &[type_index, funcref],
+                TrapCode::BadSignature,
+            );
+        }
 
         let code = self.load_vm(POINTER_TYPE, funcref, func_ref::WASM_CALL);
         let callee_vmctx = self.load_vm(POINTER_TYPE, funcref, func_ref::VMCTX);
