@@ -108,8 +108,9 @@ unsafe extern "C" fn data_drop(vmctx: *mut u8, data: u32) {
 /// # Safety
 /// Called only by generated code with its own, live vmctx.
 unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u32, delta: u32, init: u64) -> u32 {
-    // SAFETY: generated code passes its own live vmctx.
-    unsafe { caller(vmctx) }.table_grow(table, delta, init)
+    // SAFETY: generated code passes its own live vmctx and an `init` of the table's
+    // reference type (validated wasm has no other reference values).
+    unsafe { caller(vmctx).table_grow(table, delta, init) }
 }
 
 /// `Builtin::TableFill`.
@@ -117,8 +118,8 @@ unsafe extern "C" fn table_grow(vmctx: *mut u8, table: u32, delta: u32, init: u6
 /// # Safety
 /// Called only by generated code with its own, live vmctx.
 unsafe extern "C" fn table_fill(vmctx: *mut u8, table: u32, dst: u32, value: u64, len: u32) -> u32 {
-    // SAFETY: generated code passes its own live vmctx.
-    status(unsafe { caller(vmctx) }.table_fill(table, dst, value, len))
+    // SAFETY: as for `table_grow`.
+    status(unsafe { caller(vmctx).table_fill(table, dst, value, len) })
 }
 
 /// `Builtin::TableCopy`.

@@ -135,21 +135,34 @@ impl Instance {
     }
 
     /// `table.grow`: the old size, or `u32::MAX` (-1) if the table cannot grow.
-    pub fn table_grow(&self, table: u32, delta: u32, init: u64) -> u32 {
+    ///
+    /// # Safety
+    /// `init` must be a valid element of the table (`Table::new`); validated wasm only has
+    /// such reference values.
+    pub unsafe fn table_grow(&self, table: u32, delta: u32, init: u64) -> u32 {
         // SAFETY: called from wasm or instantiation; see `table`.
         let Ok(table) = (unsafe { self.table(table) }) else {
             return u32::MAX;
         };
-        table
-            .grow(delta, init as usize as *const VMFuncRef)
-            .unwrap_or(u32::MAX)
+        // SAFETY: `init` is a valid element (this function's contract).
+        unsafe { table.grow(delta, init as usize as *const VMFuncRef) }.unwrap_or(u32::MAX)
     }
 
     /// `table.fill`: `len` copies of `value` from `dst`.
-    pub fn table_fill(&self, table: u32, dst: u32, value: u64, len: u32) -> Result<(), TrapCode> {
+    ///
+    /// # Safety
+    /// As for [`Instance::table_grow`], for `value`.
+    pub unsafe fn table_fill(
+        &self,
+        table: u32,
+        dst: u32,
+        value: u64,
+        len: u32,
+    ) -> Result<(), TrapCode> {
         // SAFETY: called from wasm; see `table`.
         let table = unsafe { self.table(table)? };
-        let elements = table.elements_mut();
+        // SAFETY: only `value`, a valid element (this function's contract), is written.
+        let elements = unsafe { table.elements_mut() };
         let range = dst as usize..dst as usize + len as usize;
         let slots = elements.get_mut(range).ok_or(TrapCode::TableOutOfBounds)?;
         slots.fill(value as usize as *const VMFuncRef);
@@ -169,8 +182,9 @@ impl Instance {
         let (dst, src, len) = (dst as usize, src as usize, len as usize);
         let dst_ptr = self.table_ptrs.get(dst_table as usize);
         if dst_ptr.is_some() && dst_ptr == self.table_ptrs.get(src_table as usize) {
-            // SAFETY: called from wasm; see `table`.
-            let elements = unsafe { self.table(dst_table)? }.elements_mut();
+            // SAFETY: called from wasm; see `table`. Only elements already in the table are
+            // written back.
+            let elements = unsafe { self.table(dst_table)?.elements_mut() };
             if src + len > elements.len() || dst + len > elements.len() {
                 return Err(TrapCode::TableOutOfBounds);
             }
@@ -178,7 +192,8 @@ impl Instance {
             return Ok(());
         }
         // SAFETY: called from wasm; see `table`. The two tables are different objects
-        // (their pointers differ), so the two references do not alias.
+        // (their pointers differ), so the two references do not alias. Elements of the
+        // source table are valid in the destination (validation matched their types).
         unsafe {
             let from = self.table(src_table)?.elements_mut();
             let from = from.get(src..src + len).ok_or(TrapCode::TableOutOfBounds)?;
@@ -235,9 +250,11 @@ impl Instance {
         if src + len > items || dst + len > table.size() as usize {
             return Err(TrapCode::TableOutOfBounds);
         }
+        // SAFETY: segment items are this instance's func refs, or constant references whose
+        // type the checked metadata matched with the table's element type.
+        let elements = unsafe { table.elements_mut() };
         for k in 0..len {
-            let item = self.elem_item(elem, src + k);
-            table.elements_mut()[dst + k] = item;
+            elements[dst + k] = self.elem_item(elem, src + k);
         }
         Ok(())
     }

@@ -245,7 +245,12 @@ impl<D: 'static> Store<D> {
     // ---------------------------------------------------------------- functions
 
     /// Creates a host function.
-    pub fn new_host_func(&mut self, ty: FuncType, f: HostFn<D>) -> FuncId {
+    ///
+    /// # Safety
+    /// `f` runs while wasm frames of this store are live: it must not move, replace or drop
+    /// the store it is given (only use it through its methods), and it must write results of
+    /// `ty`'s types into the value array, references among them null or valid in this store.
+    pub unsafe fn new_host_func(&mut self, ty: FuncType, f: HostFn<D>) -> FuncId {
         let ctx = new_host_context::<D>(ty.clone(), f);
         let func_ref = Box::new(VMFuncRef {
             wasm_call: std::ptr::null(),
@@ -264,9 +269,13 @@ impl<D: 'static> Store<D> {
     }
 
     /// Calls `func` with `values` holding its parameters; its results are written to the
-    /// front of `values`. `values` must have at least `max(params, results)` slots and the
-    /// parameters must have the function's types (the facade checks both).
-    pub fn call(&mut self, func: FuncId, values: &mut [ValRaw]) -> Result<(), CallError> {
+    /// front of `values`, which must have at least `max(params, results)` slots (checked).
+    ///
+    /// # Safety
+    /// The parameters must have the function's types, and reference parameters must be null
+    /// or valid references of this store (a `funcref` is a `VMFuncRef` pointer that wasm
+    /// calls through). The facade checks both.
+    pub unsafe fn call(&mut self, func: FuncId, values: &mut [ValRaw]) -> Result<(), CallError> {
         let data = &self.opaque.funcs[func.0 as usize];
         assert!(
             values.len() >= data.ty.params.len().max(data.ty.results.len()),
@@ -346,9 +355,15 @@ impl<D: 'static> Store<D> {
 
     // ---------------------------------------------------------------- instantiation
 
-    /// Instantiates `module` with `imports` (one per import, in module order, already
-    /// type-checked by the caller) and runs its start function.
-    pub fn instantiate(
+    /// Instantiates `module` with `imports` (one per import, in module order) and runs its
+    /// start function. Kinds are checked; types are not.
+    ///
+    /// # Safety
+    /// Each import must have the type that the module declares for it: a function exactly
+    /// its signature, a global its value type and mutability, a table its element type and
+    /// limits, a memory its limits. Generated code relies on these without checking. The
+    /// facade's linker checks them.
+    pub unsafe fn instantiate(
         &mut self,
         module: &Arc<LoadedModule>,
         imports: &[Extern],
@@ -356,7 +371,8 @@ impl<D: 'static> Store<D> {
         let (id, start) = self.opaque.instantiate(module, imports)?;
         if let Some(start) = start {
             let mut values = [];
-            self.call(start, &mut values).map_err(|e| match e {
+            // SAFETY: a start function has no parameters.
+            unsafe { self.call(start, &mut values) }.map_err(|e| match e {
                 CallError::Trap(t) => InstantiateError::Trap(t),
                 CallError::Host(h) => InstantiateError::Host(h),
             })?;
@@ -798,7 +814,8 @@ impl StoreOpaque {
             .skip(info.num_imported_tables.to_native() as usize)
         {
             let ty = table_type(ty);
-            let mut table = Table::new(ty, std::ptr::null(), self.limits.table_elements)
+            // SAFETY: null is a valid element of every table.
+            let mut table = unsafe { Table::new(ty, std::ptr::null(), self.limits.table_elements) }
                 .map_err(InstantiateError::Resource)?;
             let defined = i.0 - info.num_imported_tables.to_native();
             let slot = vm.field::<VMTableDefinition>(offsets.defined_table(defined));
@@ -929,9 +946,17 @@ impl StoreOpaque {
     }
 
     /// Creates a host table.
-    pub fn new_table(&mut self, ty: TableType, init: *const VMFuncRef) -> Result<TableId, String> {
+    ///
+    /// # Safety
+    /// As for [`Table::new`].
+    pub unsafe fn new_table(
+        &mut self,
+        ty: TableType,
+        init: *const VMFuncRef,
+    ) -> Result<TableId, String> {
         self.check_count("tables", self.tables.len(), self.limits.tables)?;
-        let table = Table::new(ty, init, self.limits.table_elements)?;
+        // SAFETY: forwarded from this function's contract.
+        let table = unsafe { Table::new(ty, init, self.limits.table_elements) }?;
         self.tables.push(table);
         Ok(TableId(self.tables.len() as u32 - 1))
     }
@@ -986,7 +1011,10 @@ impl StoreOpaque {
     }
 
     /// Creates a host global holding `value`.
-    pub fn new_global(&mut self, ty: GlobalType, value: ValRaw) -> GlobalId {
+    ///
+    /// # Safety
+    /// `value` must be a value of `ty.content`; a reference null or valid in this store.
+    pub unsafe fn new_global(&mut self, ty: GlobalType, value: ValRaw) -> GlobalId {
         let mut own = Box::new(VMGlobalDefinition {
             bytes: value.get_u128().to_le_bytes(),
         });
@@ -1010,8 +1038,12 @@ impl StoreOpaque {
         unsafe { read_global(self.globals[id.0 as usize].definition) }
     }
 
-    /// Sets global `id` (the caller checked type and mutability).
-    pub fn global_set(&mut self, id: GlobalId, value: ValRaw) {
+    /// Sets global `id`.
+    ///
+    /// # Safety
+    /// As for [`StoreOpaque::new_global`], with the global's type; mutability is the
+    /// caller's business (wasm cannot tell).
+    pub unsafe fn global_set(&mut self, id: GlobalId, value: ValRaw) {
         let def = self.globals[id.0 as usize].definition;
         // SAFETY: global definitions stay valid for the store's lifetime; `&mut self` means
         // no wasm of this store runs concurrently.

@@ -22,7 +22,16 @@ pub struct Table {
 impl Table {
     /// Creates a table of type `ty` filled with `init`, never larger than `limit` elements
     /// (the store's limit).
-    pub fn new(ty: TableType, init: *const VMFuncRef, limit: u32) -> Result<Box<Table>, String> {
+    ///
+    /// # Safety
+    /// Elements are what wasm reads from the table: `init` must be null, or for a `funcref`
+    /// table a `VMFuncRef` of the store that will own the table, for an `externref` table a
+    /// raw `externref` value of that store. The same holds for every element written later.
+    pub unsafe fn new(
+        ty: TableType,
+        init: *const VMFuncRef,
+        limit: u32,
+    ) -> Result<Box<Table>, String> {
         if ty.min > MAX_TABLE_ELEMENTS {
             return Err(format!("table minimum of {} elements is too large", ty.min));
         }
@@ -96,7 +105,10 @@ impl Table {
     }
 
     /// Replaces the element at `index`; `false` if out of bounds.
-    pub fn set(&mut self, index: u32, value: *const VMFuncRef) -> bool {
+    ///
+    /// # Safety
+    /// `value` must be a valid element, as for [`Table::new`].
+    pub unsafe fn set(&mut self, index: u32, value: *const VMFuncRef) -> bool {
         match self.elements.get_mut(index as usize) {
             Some(slot) => {
                 *slot = value;
@@ -107,12 +119,18 @@ impl Table {
     }
 
     /// The elements, mutably (for bulk operations; the length cannot change through it).
-    pub fn elements_mut(&mut self) -> &mut [*const VMFuncRef] {
+    ///
+    /// # Safety
+    /// Only valid elements may be written through it, as for [`Table::new`].
+    pub unsafe fn elements_mut(&mut self) -> &mut [*const VMFuncRef] {
         &mut self.elements
     }
 
     /// Grows by `delta` elements filled with `init`; returns the old size.
-    pub fn grow(&mut self, delta: u32, init: *const VMFuncRef) -> Option<u32> {
+    ///
+    /// # Safety
+    /// `init` must be a valid element, as for [`Table::new`].
+    pub unsafe fn grow(&mut self, delta: u32, init: *const VMFuncRef) -> Option<u32> {
         let old = self.size();
         let new = old.checked_add(delta)?;
         if new > self.ty.max.unwrap_or(u32::MAX) || new > MAX_TABLE_ELEMENTS || new > self.limit {

@@ -167,11 +167,9 @@ impl Table {
     pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table> {
         let ctx = store.as_context_mut();
         let init = ref_to_raw(ctx.0, ty.element, init)?;
-        let id = ctx
-            .0
-            .opaque_mut()
-            .new_table(ty, init)
-            .map_err(Error::Instantiation)?;
+        // SAFETY: `ref_to_raw` checked that `init` is a reference of the table's element type
+        // and of this store.
+        let id = unsafe { ctx.0.opaque_mut().new_table(ty, init) }.map_err(Error::Instantiation)?;
         Ok(Table {
             store: store_id(ctx.0),
             id,
@@ -215,7 +213,8 @@ impl Table {
         assert_store(self.store, ctx.0, "table");
         let element = ctx.0.opaque().table(self.id).ty().element;
         let raw = ref_to_raw(ctx.0, element, val)?;
-        if ctx.0.opaque_mut().table_mut(self.id).set(index, raw) {
+        // SAFETY: `ref_to_raw` checked `raw` against the table's element type and store.
+        if unsafe { ctx.0.opaque_mut().table_mut(self.id).set(index, raw) } {
             Ok(())
         } else {
             Err(Error::Trap(crate::Trap::new(
@@ -230,10 +229,8 @@ impl Table {
         assert_store(self.store, ctx.0, "table");
         let element = ctx.0.opaque().table(self.id).ty().element;
         let raw = ref_to_raw(ctx.0, element, init)?;
-        ctx.0
-            .opaque_mut()
-            .table_mut(self.id)
-            .grow(delta, raw)
+        // SAFETY: `ref_to_raw` checked `raw` against the table's element type and store.
+        unsafe { ctx.0.opaque_mut().table_mut(self.id).grow(delta, raw) }
             .ok_or_else(|| Error::Instantiation(format!("cannot grow table by {delta} elements")))
     }
 }
@@ -265,7 +262,9 @@ impl Global {
             )));
         }
         let raw = val.to_raw(ctx.0)?;
-        let id = ctx.0.opaque_mut().new_global(ty, raw);
+        // SAFETY: `val` has the global's type (checked above) and `to_raw` checked that a
+        // reference belongs to this store.
+        let id = unsafe { ctx.0.opaque_mut().new_global(ty, raw) };
         Ok(Global {
             store: store_id(ctx.0),
             id,
@@ -303,7 +302,8 @@ impl Global {
             )));
         }
         let raw = val.to_raw(ctx.0)?;
-        ctx.0.opaque_mut().global_set(self.id, raw);
+        // SAFETY: as in `Global::new`.
+        unsafe { ctx.0.opaque_mut().global_set(self.id, raw) };
         Ok(())
     }
 }

@@ -64,7 +64,9 @@ impl Func {
     ) -> Func {
         let ctx = store.as_context_mut();
         let host = host_fn_from_dyn(ty.clone(), Arc::new(f));
-        let id = ctx.0.new_host_func(ty, host);
+        // SAFETY: `host_fn_from_dyn` checks every result's type and store before writing
+        // it, and gives the closure a `Caller`, which cannot replace the store.
+        let id = unsafe { ctx.0.new_host_func(ty, host) };
         Func {
             store: store_id(ctx.0),
             id,
@@ -79,7 +81,9 @@ impl Func {
     ) -> Func {
         let ctx = store.as_context_mut();
         let (ty, host) = f.into_host_fn();
-        let id = ctx.0.new_host_func(ty, host);
+        // SAFETY: `into_host_fn` writes results of the sealed scalar types of `ty` only, and
+        // gives the closure a `Caller`, which cannot replace the store.
+        let id = unsafe { ctx.0.new_host_func(ty, host) };
         Func {
             store: store_id(ctx.0),
             id,
@@ -142,7 +146,9 @@ impl Func {
             }
             raw[i] = p.to_raw(ctx.0)?;
         }
-        ctx.0.call(self.id, &mut raw).map_err(Error::from_call)?;
+        // SAFETY: every argument was checked against the parameter type above, and `to_raw`
+        // checked that references belong to this store.
+        unsafe { ctx.0.call(self.id, &mut raw) }.map_err(Error::from_call)?;
         for (i, t) in ty.results.iter().enumerate() {
             results[i] = Val::from_raw(ctx.0, raw[i], *t);
         }
@@ -205,7 +211,9 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
             &mut heap
         };
         params.store_raw(raw);
-        ctx.0.call(self.func.id, raw).map_err(Error::from_call)?;
+        // SAFETY: `Func::typed` checked that `P` is the function's parameter list, and the
+        // sealed `WasmParams` types are scalars, which any bits make valid.
+        unsafe { ctx.0.call(self.func.id, raw) }.map_err(Error::from_call)?;
         Ok(R::load_raw(raw))
     }
 

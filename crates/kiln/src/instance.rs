@@ -87,13 +87,14 @@ impl Instance {
             }
             raw.push(rext);
         }
-        let id = store
-            .instantiate(module.loaded(), &raw)
-            .map_err(|e| match e {
-                kiln_runtime::InstantiateError::Resource(m) => Error::Instantiation(m),
-                kiln_runtime::InstantiateError::Trap(t) => Error::Trap(t.into()),
-                kiln_runtime::InstantiateError::Host(h) => Error::from_host(h),
-            })?;
+        // SAFETY: every import belongs to this store (`to_runtime`) and its type matches the
+        // module's import type (`matches` above: functions exactly, globals exactly, tables
+        // and memories by element type and limits).
+        let id = unsafe { store.instantiate(module.loaded(), &raw) }.map_err(|e| match e {
+            kiln_runtime::InstantiateError::Resource(m) => Error::Instantiation(m),
+            kiln_runtime::InstantiateError::Trap(t) => Error::Trap(t.into()),
+            kiln_runtime::InstantiateError::Host(h) => Error::from_host(h),
+        })?;
         Ok(Instance { store: sid, id })
     }
 

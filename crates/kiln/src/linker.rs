@@ -135,7 +135,9 @@ impl<T: 'static> Linker<T> {
         Some(match def {
             Definition::Extern(e) => *e,
             Definition::HostFunc(ty, f) => {
-                let id = ctx.0.new_host_func(ty.clone(), f.clone());
+                // SAFETY: linker host functions come from `func_wrap` or `func_new`, whose
+                // wrappers check results and give closures a `Caller` only (see `Func::new`).
+                let id = unsafe { ctx.0.new_host_func(ty.clone(), f.clone()) };
                 Extern::Func(Func {
                     store: store_id(ctx.0),
                     id,

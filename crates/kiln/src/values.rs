@@ -165,8 +165,16 @@ impl From<Func> for Val {
     }
 }
 
-/// A Rust type that is a WebAssembly scalar: `i32`, `i64`, `f32`, `f64`.
-pub trait WasmTy: Copy + Send + Sync + 'static {
+/// The typed-call traits are sealed: their raw conversions write the bits that wasm reads,
+/// so an implementation outside Kiln could hand wasm a forged reference.
+mod sealed {
+    pub trait Scalar {}
+    pub trait Params {}
+    pub trait Results {}
+}
+
+/// A Rust type that is a WebAssembly scalar: `i32`, `i64`, `f32`, `f64`. Sealed.
+pub trait WasmTy: sealed::Scalar + Copy + Send + Sync + 'static {
     /// Its WebAssembly type.
     fn valtype() -> ValType;
     #[doc(hidden)]
@@ -175,6 +183,7 @@ pub trait WasmTy: Copy + Send + Sync + 'static {
     fn from_raw(raw: ValRaw) -> Self;
 }
 
+impl sealed::Scalar for i32 {}
 impl WasmTy for i32 {
     fn valtype() -> ValType {
         ValType::I32
@@ -186,6 +195,7 @@ impl WasmTy for i32 {
         raw.get_u32() as i32
     }
 }
+impl sealed::Scalar for i64 {}
 impl WasmTy for i64 {
     fn valtype() -> ValType {
         ValType::I64
@@ -197,6 +207,7 @@ impl WasmTy for i64 {
         raw.get_u64() as i64
     }
 }
+impl sealed::Scalar for u32 {}
 impl WasmTy for u32 {
     fn valtype() -> ValType {
         ValType::I32
@@ -208,6 +219,7 @@ impl WasmTy for u32 {
         raw.get_u32()
     }
 }
+impl sealed::Scalar for u64 {}
 impl WasmTy for u64 {
     fn valtype() -> ValType {
         ValType::I64
@@ -219,6 +231,7 @@ impl WasmTy for u64 {
         raw.get_u64()
     }
 }
+impl sealed::Scalar for f32 {}
 impl WasmTy for f32 {
     fn valtype() -> ValType {
         ValType::F32
@@ -230,6 +243,7 @@ impl WasmTy for f32 {
         f32::from_bits(raw.get_u32())
     }
 }
+impl sealed::Scalar for f64 {}
 impl WasmTy for f64 {
     fn valtype() -> ValType {
         ValType::F64
@@ -242,16 +256,16 @@ impl WasmTy for f64 {
     }
 }
 
-/// Parameter lists of typed calls: `()`, a scalar, or a tuple of up to 8 scalars.
-pub trait WasmParams: Send {
+/// Parameter lists of typed calls: `()`, a scalar, or a tuple of up to 8 scalars. Sealed.
+pub trait WasmParams: sealed::Params + Send {
     /// The parameter types.
     fn valtypes() -> Vec<ValType>;
     #[doc(hidden)]
     fn store_raw(self, raw: &mut [ValRaw]);
 }
 
-/// Result lists of typed calls: `()`, a scalar, or a tuple of up to 8 scalars.
-pub trait WasmResults: Sized {
+/// Result lists of typed calls: `()`, a scalar, or a tuple of up to 8 scalars. Sealed.
+pub trait WasmResults: sealed::Results + Sized {
     /// The result types.
     fn valtypes() -> Vec<ValType>;
     #[doc(hidden)]
@@ -260,6 +274,8 @@ pub trait WasmResults: Sized {
     fn store_raw(self, raw: &mut [ValRaw]);
 }
 
+impl<A: WasmTy> sealed::Params for A {}
+impl<A: WasmTy> sealed::Results for A {}
 impl<A: WasmTy> WasmParams for A {
     fn valtypes() -> Vec<ValType> {
         vec![A::valtype()]
@@ -282,6 +298,8 @@ impl<A: WasmTy> WasmResults for A {
 
 macro_rules! tuples {
     ($($t:ident $i:tt),*) => {
+        impl<$($t: WasmTy),*> sealed::Params for ($($t,)*) {}
+        impl<$($t: WasmTy),*> sealed::Results for ($($t,)*) {}
         impl<$($t: WasmTy),*> WasmParams for ($($t,)*) {
             fn valtypes() -> Vec<ValType> {
                 vec![$($t::valtype()),*]
