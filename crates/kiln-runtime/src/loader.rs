@@ -66,8 +66,20 @@ pub struct LoadedModule {
     data: std::ops::Range<usize>,
     /// Length of the artifact (the anonymous copy may be longer by rounding).
     len: usize,
-    /// The executable text section (`None` when it is empty).
-    code: Option<memmap2::Mmap>,
+    /// The executable text section.
+    code: Code,
+}
+
+/// Where a loaded module's executable code lives.
+#[derive(Debug)]
+enum Code {
+    /// The text section is empty.
+    Empty,
+    /// A mapping of its own: the file's pages mapped executable, or a copy.
+    Mapped(memmap2::Mmap),
+    /// Pages of the module's own anonymous copy of the artifact (`Storage::Anon`), made
+    /// executable in place: `len` bytes at `offset`.
+    InStorage { offset: usize, len: usize },
 }
 
 /// Checks `file` against `expected` and the host CPU, to the depth `verification` asks for.
@@ -106,7 +118,11 @@ fn copy_to_anonymous(bytes: &[u8]) -> Result<memmap2::Mmap, LoadError> {
         path: "<memory>".into(),
         source,
     };
-    let mut copy = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+    let mut copy = memmap2::MmapOptions::new()
+        .len(bytes.len().max(1))
+        .populate()
+        .map_anon()
+        .map_err(io)?;
     copy[..bytes.len()].copy_from_slice(bytes);
     copy.make_read_only().map_err(io)
 }
@@ -258,7 +274,7 @@ impl LoadedModule {
             .bounds(map.len())
             .ok_or(ArtifactError::BadMagic)?;
         let code = if code_range.is_empty() {
-            None
+            Code::Empty
         } else {
             let mapped = if FORCE_CODE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
                 Err(std::io::Error::other("file mapping disabled for testing"))
@@ -266,13 +282,13 @@ impl LoadedModule {
                 crate::sys::map_file_executable(&file, header.code.offset, code_range.len())
             };
             match mapped {
-                Ok(m) => Some(m),
+                Ok(m) => Code::Mapped(m),
                 Err(e) => {
                     tracing::debug!(
                         "cannot map the code of {} executable ({e}); copying it instead",
                         path.display()
                     );
-                    Some(crate::sys::copy_to_executable(&map[code_range]).map_err(io)?)
+                    Code::Mapped(crate::sys::copy_to_executable(&map[code_range]).map_err(io)?)
                 }
             }
         };
@@ -323,9 +339,22 @@ impl LoadedModule {
             .bounds(file.len())
             .ok_or(ArtifactError::BadMagic)?;
         let code = if code_range.is_empty() {
-            None
+            Code::Empty
+        } else if code_range.start.is_multiple_of(crate::sys::page_size()) {
+            // The copy is page-aligned and owned by this module: its code pages become
+            // executable where they are, with no second copy.
+            // SAFETY: the range lies inside `map`, which this module owns and keeps mapped
+            // until it is dropped; nothing writes to the pages (the mapping is read-only).
+            unsafe {
+                crate::sys::protect_executable(map.as_ptr().add(code_range.start), code_range.len())
+            }
+            .map_err(io)?;
+            Code::InStorage {
+                offset: code_range.start,
+                len: code_range.len(),
+            }
         } else {
-            Some(crate::sys::copy_to_executable(&file[code_range]).map_err(io)?)
+            Code::Mapped(crate::sys::copy_to_executable(&file[code_range]).map_err(io)?)
         };
         Ok(Arc::new(LoadedModule {
             storage: Storage::Anon(map),
@@ -363,16 +392,19 @@ impl LoadedModule {
     /// Address of the first byte of executable code.
     pub fn code_base(&self) -> *const u8 {
         match &self.code {
-            Some(m) => m.as_ptr(),
-            None => std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            Code::Mapped(m) => m.as_ptr(),
+            Code::InStorage { offset, .. } => self.storage.bytes()[*offset..].as_ptr(),
+            Code::Empty => std::ptr::NonNull::<u8>::dangling().as_ptr(),
         }
     }
 
     /// Length of the text section in bytes.
     pub fn code_len(&self) -> usize {
-        self.code
-            .as_ref()
-            .map_or(0, |_| self.header.code.len as usize)
+        match &self.code {
+            Code::Mapped(_) => self.header.code.len as usize,
+            Code::InStorage { len, .. } => *len,
+            Code::Empty => 0,
+        }
     }
 
     /// The executable address range `[start, end)` of this module's code.

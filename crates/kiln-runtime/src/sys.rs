@@ -159,9 +159,35 @@ pub fn read_file_to_anonymous(file: &mut std::fs::File) -> io::Result<(memmap2::
     use std::io::Read;
     let len = usize::try_from(file.metadata()?.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
-    let mut map = memmap2::MmapMut::map_anon(len.max(1))?;
+    // Populated up front: one call instead of a page fault per page as `read` fills it.
+    let mut map = memmap2::MmapOptions::new()
+        .len(len.max(1))
+        .populate()
+        .map_anon()?;
     file.read_exact(&mut map[..len])?;
     Ok((map.make_read_only()?, len))
+}
+
+/// Makes `len` bytes at `ptr` (page-aligned, inside an anonymous mapping the caller owns)
+/// read-only and executable.
+///
+/// # Safety
+/// `ptr .. ptr + len` must lie inside a mapping that the caller owns and that nothing writes
+/// to afterwards.
+pub unsafe fn protect_executable(ptr: *const u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range lies in a mapping it owns; mprotect rounds the
+    // length up to whole pages, which lie in the same mapping (mappings are whole pages).
+    let rc = unsafe {
+        libc::mprotect(
+            ptr.cast_mut().cast(),
+            len,
+            libc::PROT_READ | libc::PROT_EXEC,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Copies `code` into a fresh anonymous mapping and makes it read-only and executable.
