@@ -108,8 +108,21 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, edits)) = data.split_first() else {
         return;
     };
-    let mut file = fixture.artifacts[which as usize % fixture.artifacts.len()].clone();
+    let original = &fixture.artifacts[which as usize % fixture.artifacts.len()];
+    let mut file = original.clone();
     mutate(&mut file, edits);
+    if let Some(dir) = std::env::var_os("KILN_FUZZ_DEBUG") {
+        // Triage: both artifacts for `kiln inspect`, and which bytes changed, relative to
+        // the metadata section at 512.
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("original.kiln"), original).unwrap();
+        std::fs::write(dir.join("mutated.kiln"), &file).unwrap();
+        for (at, (a, b)) in original.iter().zip(&file).enumerate() {
+            if a != b && !(456..472).contains(&at) {
+                eprintln!("seed {which}: byte {at} (metadata +{}) {a:#04x} -> {b:#04x}", at as i64 - 512);
+            }
+        }
+    }
     // SAFETY: the code section is the one Kiln compiled (mutations skip it); everything else
     // is what the checked loader must handle.
     let Ok(module) = (unsafe { Module::deserialize(&fixture.engine, &file) }) else {

@@ -11,7 +11,7 @@ use kiln_fuzz::{Outcome, Trap, Value, kiln_engine, kiln_value, run_kiln_exports}
 use libfuzzer_sys::fuzz_target;
 
 fn wasmi_trap(e: &wasmi::Error) -> Trap {
-    use wasmi::core::TrapCode as W;
+    use wasmi::TrapCode as W;
     match e.as_trap_code() {
         Some(W::MemoryOutOfBounds) => Trap::Memory,
         Some(W::TableOutOfBounds) => Trap::Table,
@@ -27,7 +27,7 @@ fn wasmi_trap(e: &wasmi::Error) -> Trap {
 }
 
 fn wasmi_zero(ty: wasmi::ValType) -> wasmi::Val {
-    wasmi::Val::default(ty)
+    wasmi::Val::default_for_ty(ty)
 }
 
 fn wasmi_value(val: &wasmi::Val) -> Value {

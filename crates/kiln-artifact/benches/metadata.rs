@@ -248,7 +248,10 @@ struct Parsed {
 /// per byte of wasm (16-aligned), two trap records, and each type two 48-byte trampolines.
 fn module_info(wasm: &[u8]) -> Parsed {
     use wasmparser::{Payload, TypeRef};
-    let mut info = ModuleInfo::default();
+    let mut info = ModuleInfo {
+        function_alignment: 16,
+        ..ModuleInfo::default()
+    };
     let mut data = Vec::new();
     let mut code_offset = 0u32;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
@@ -641,7 +644,7 @@ mod mirror {
     }
 
     /// The same data as `kiln_artifact::ModuleInfo`; exports as an ordered list of pairs
-    /// (the conversion back builds the `IndexMap`).
+    /// (the conversion back builds the export index).
     #[derive(Serialize, Deserialize)]
     pub struct ModuleInfo {
         pub name: Option<String>,
@@ -664,6 +667,7 @@ mod mirror {
         pub traps: Vec<TrapRecord>,
         pub call_sites: Vec<(u32, u32)>,
         pub func_names: Vec<FuncName>,
+        pub function_alignment: u32,
     }
 
     fn val(t: k::ValType) -> ValType {
@@ -904,6 +908,7 @@ mod mirror {
                         name: n.name.clone(),
                     })
                     .collect(),
+                function_alignment: m.function_alignment,
             }
         }
     }
@@ -1057,6 +1062,7 @@ mod mirror {
                         name: n.name,
                     })
                     .collect(),
+                function_alignment: m.function_alignment,
             }
         }
     }

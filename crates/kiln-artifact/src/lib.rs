@@ -20,6 +20,7 @@
 pub mod artifact;
 pub mod entity;
 pub mod error;
+pub mod exports;
 pub mod header;
 pub mod module;
 pub mod seal;
@@ -34,6 +35,7 @@ pub use artifact::{
 };
 pub use entity::*;
 pub use error::ArtifactError;
+pub use exports::{ArchivedExport, ArchivedExports, Export, Exports};
 pub use header::{CompatInfo, HEADER_SIZE, Header, SectionRange};
 pub use module::*;
 pub use seal::{ArtifactKey, KeyError};

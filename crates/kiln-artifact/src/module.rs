@@ -1,9 +1,8 @@
 //! The metadata of a compiled module: everything the runtime needs besides the machine code
 //! and the data-segment bytes. It is archived with rkyv and read in place at load time.
 
-use indexmap::IndexMap;
-
 use crate::entity::*;
+use crate::exports::Exports;
 use crate::trap::TrapRecord;
 use crate::types::*;
 
@@ -250,7 +249,7 @@ pub struct ModuleInfo {
     /// Imports in the module's order.
     pub imports: Vec<Import>,
     /// Exports in the module's order, looked up by name.
-    pub exports: IndexMap<String, EntityIndex>,
+    pub exports: Exports,
     /// Every function, imported ones first.
     pub functions: PrimaryMap<FuncIndex, FuncDecl>,
     /// Every table, imported ones first.
@@ -283,6 +282,10 @@ pub struct ModuleInfo {
     pub call_sites: Vec<CallSiteRecord>,
     /// Function names, sorted by function index.
     pub func_names: Vec<FuncName>,
+    /// Alignment of each piece of the text section: the bodies in index order, then each
+    /// type's two trampolines, every piece starting at the first multiple of this after the
+    /// previous one (checked loads require exactly this layout).
+    pub function_alignment: u32,
 }
 
 impl ModuleInfo {

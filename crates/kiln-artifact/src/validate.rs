@@ -124,26 +124,43 @@ pub fn validate_metadata(
             info.compiled.len()
         )));
     }
-    let mut prev_end = 0u32;
-    for (i, f) in info.compiled.iter() {
-        check_range("function body", &f.body, code_len)?;
-        let body = f.body.native();
-        if body.start < prev_end {
-            return Err(bad(format!(
-                "function body {i:?} overlaps or precedes the previous one"
-            )));
-        }
-        prev_end = body.start + body.len;
-    }
     if info.trampolines.len() != n_types {
         return Err(bad(format!(
             "{} trampoline pairs for {n_types} types",
             info.trampolines.len()
         )));
     }
-    for (_, t) in info.trampolines.iter() {
-        check_range("array-to-wasm trampoline", &t.array_to_wasm, code_len)?;
-        check_range("wasm-to-array trampoline", &t.wasm_to_array, code_len)?;
+    // Every entry point the runtime jumps to must be where the linker put a piece of code:
+    // the pieces tile the text section in a fixed order, so no single changed range can
+    // point a function into the middle of other code.
+    let align = info.function_alignment.to_native();
+    if !align.is_power_of_two() || !(16..=65536).contains(&align) {
+        return Err(bad(format!(
+            "function alignment {align} is not a power of two in 16..=65536"
+        )));
+    }
+    let pieces = info
+        .compiled
+        .iter()
+        .map(|(_, f)| ("function body", &f.body))
+        .chain(info.trampolines.iter().flat_map(|(_, t)| {
+            [
+                ("array-to-wasm trampoline", &t.array_to_wasm),
+                ("wasm-to-array trampoline", &t.wasm_to_array),
+            ]
+        }));
+    let mut prev_end = 0u64;
+    for (what, range) in pieces {
+        check_range(what, range, code_len)?;
+        let range = range.native();
+        let expected = prev_end.next_multiple_of(u64::from(align));
+        if u64::from(range.start) != expected || range.len == 0 {
+            return Err(bad(format!(
+                "{what} at code offset {} is not where the layout puts it ({expected})",
+                range.start
+            )));
+        }
+        prev_end = u64::from(range.start) + u64::from(range.len);
     }
     let mut prev = None;
     for t in info.traps.iter() {
@@ -202,6 +219,9 @@ pub fn validate_metadata(
             return Err(bad(format!("export `{name}` names an item out of range")));
         }
     }
+    // Every export must be found under its own name, and only that one: a renamed entry or a
+    // repeated name would make lookups disagree with the export list.
+    info.exports.check().map_err(bad)?;
     for (i, g) in info.globals.iter() {
         let imported = i.0 < info.num_imported_globals.to_native();
         match (&g.init, imported) {

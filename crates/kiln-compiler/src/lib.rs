@@ -120,6 +120,7 @@ pub fn compile_with_progress(
     }
     info.traps = linked.traps;
     info.call_sites = linked.call_sites;
+    info.function_alignment = target.function_alignment();
 
     let compat = target.compat_info(config);
     Ok(kiln_artifact::build_artifact(&ArtifactParts {

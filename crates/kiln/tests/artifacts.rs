@@ -247,3 +247,49 @@ fn copy_fallback_behaves_like_file_mapping() {
     exercise(&engine, &copied);
     assert_eq!(copied.serialize().unwrap(), bytes);
 }
+
+/// Found by the `artifact` fuzz target: an export whose name was changed inside the metadata
+/// (checksum recomputed) passed the checked load, and then `Instance::get_func` could not
+/// find the function that `Module::exports` listed under that name (the archived hash index
+/// still held the old name's hash). Exports now have a sorted name index that the checked
+/// loader verifies: a renamed export is either found under its new name or refused.
+#[test]
+fn an_export_renamed_in_the_metadata_is_found_or_refused() {
+    let engine = Engine::default();
+    let wat = r#"(module
+      (func (export "a_export") (result i32) (i32.const 1))
+      (func (export "b_export") (result i32) (i32.const 2)))"#;
+    let bytes = engine.precompile_module(wat.as_bytes()).unwrap();
+    let rename = |from: &[u8], to: u8| {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the name is in the metadata");
+        let mut renamed = bytes.clone();
+        renamed[at] = to;
+        let sum = kiln_artifact::header::checksum(&renamed);
+        renamed[456..472].copy_from_slice(&sum.to_le_bytes());
+        // SAFETY: an artifact Kiln wrote, with one metadata byte changed.
+        unsafe { Module::deserialize(&engine, &renamed) }
+    };
+    // "b_export" -> "c_export" keeps the names in order: found under the new name.
+    let module = rename(b"b_export", b'c').unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    for export in module.exports() {
+        assert!(
+            instance.get_func(&mut store, export.name()).is_some(),
+            "{}",
+            export.name()
+        );
+    }
+    let c = instance
+        .get_typed_func::<(), i32>(&mut store, "c_export")
+        .unwrap();
+    assert_eq!(c.call(&mut store, ()).unwrap(), 2);
+    // "a_export" -> "c_export" breaks the order (and repeats a name): refused.
+    assert!(matches!(
+        rename(b"a_export", b'c'),
+        Err(Error::Artifact(ArtifactError::InvalidMetadata(_)))
+    ));
+}

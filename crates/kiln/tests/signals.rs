@@ -105,7 +105,7 @@ fn child() {
     // only calls async-signal-safe functions.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = own_handler as usize;
+        action.sa_sigaction = own_handler as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
         assert_eq!(
             libc::sigaction(libc::SIGSEGV, &action, std::ptr::null_mut()),

@@ -8,7 +8,6 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
-use indexmap::IndexMap;
 use kiln_artifact::header::{HEADER_SIZE, MAGIC};
 use kiln_artifact::*;
 use proptest::collection::vec;
@@ -138,7 +137,6 @@ pub struct RawImport {
 pub struct RawFunc {
     ty: u32,
     body_len: u32,
-    gap: u32,
     wasm_offset: u32,
 }
 
@@ -214,14 +212,11 @@ fn raw_import() -> impl Strategy<Value = RawImport> {
 }
 
 fn raw_func() -> impl Strategy<Value = RawFunc> {
-    (any::<u32>(), 1u32..200, 0u32..32, any::<u32>()).prop_map(
-        |(ty, body_len, gap, wasm_offset)| RawFunc {
-            ty,
-            body_len,
-            gap,
-            wasm_offset,
-        },
-    )
+    (any::<u32>(), 1u32..200, any::<u32>()).prop_map(|(ty, body_len, wasm_offset)| RawFunc {
+        ty,
+        body_len,
+        wasm_offset,
+    })
 }
 
 fn raw_segment() -> impl Strategy<Value = RawSegment> {
@@ -499,10 +494,12 @@ pub fn build(plan: Plan) -> Generated {
         }
     }
 
-    // Text section: bodies in index order with gaps, then two trampolines per type.
+    // Text section: bodies in index order, then two trampolines per type, each piece at the
+    // next multiple of the function alignment.
+    info.function_alignment = 16;
     let mut offset = 0u32;
     for f in &plan.funcs {
-        offset += f.gap;
+        offset = offset.next_multiple_of(16);
         info.compiled.push(CompiledFunction {
             body: ByteRange {
                 start: offset,
@@ -515,14 +512,14 @@ pub fn build(plan: Plan) -> Generated {
     for i in 0..info.types.len() {
         let (a, w) = plan.trampoline_lens[i % plan.trampoline_lens.len()];
         let array_to_wasm = ByteRange {
-            start: offset,
+            start: offset.next_multiple_of(16),
             len: a,
         };
         let wasm_to_array = ByteRange {
-            start: offset + a,
+            start: (array_to_wasm.start + a).next_multiple_of(16),
             len: w,
         };
-        offset += a + w;
+        offset = wasm_to_array.start + w;
         info.trampolines.push(TypeTrampolines {
             array_to_wasm,
             wasm_to_array,
@@ -578,6 +575,6 @@ pub fn build(plan: Plan) -> Generated {
 }
 
 /// A map of exports in the order given, for hand-written cases.
-pub fn exports_of(items: &[(&str, EntityIndex)]) -> IndexMap<String, EntityIndex> {
+pub fn exports_of(items: &[(&str, EntityIndex)]) -> Exports {
     items.iter().map(|(n, e)| ((*n).to_owned(), *e)).collect()
 }
