@@ -384,3 +384,41 @@ fn every_header_bit_is_checked() {
         "header bit flips accepted (byte, bit): {accepted:?}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Found by the `artifact` fuzz target: metadata that moved one function's entry point
+    /// by 16 bytes (checksum recomputed) loaded, and calling the function ran the middle of
+    /// other code. Every body and trampoline must now lie exactly where the linker's layout
+    /// puts it, so moving, growing or shrinking any one of them is refused.
+    #[test]
+    fn a_moved_code_range_is_refused(g in generated(), pick in any::<u32>(), delta in 1u32..64) {
+        let pieces = g.info.compiled.len() + 2 * g.info.trampolines.len();
+        prop_assume!(pieces > 0);
+        let k = pick as usize % pieces;
+        let mut info = g.info.clone();
+        let range = if k < info.compiled.len() {
+            &mut info.compiled[DefinedFuncIndex(k as u32)].body
+        } else {
+            let t = &mut info.trampolines[TypeIndex(((k - info.compiled.len()) / 2) as u32)];
+            if (k - g.info.compiled.len()) % 2 == 0 {
+                &mut t.array_to_wasm
+            } else {
+                &mut t.wasm_to_array
+            }
+        };
+        match pick % 3 {
+            0 => range.start += delta,
+            1 => range.start = range.start.saturating_sub(delta),
+            // A longer last piece moves no entry point, nor does a piece that grows into its
+            // alignment padding; one that grows past it moves the next piece.
+            _ if k + 1 == pieces => range.start += delta,
+            _ => range.len += 16 * delta,
+        }
+        prop_assume!(info != g.info);
+        let bytes = kiln_artifact::artifact::archive_metadata(&info).unwrap();
+        let result = access_checked(&bytes, g.code.len() as u64 + 64, g.data.len() as u64);
+        prop_assert!(result.is_err(), "a moved code range was accepted");
+    }
+}
