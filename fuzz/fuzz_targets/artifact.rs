@@ -119,7 +119,10 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(dir.join("mutated.kiln"), &file).unwrap();
         for (at, (a, b)) in original.iter().zip(&file).enumerate() {
             if a != b && !(456..472).contains(&at) {
-                eprintln!("seed {which}: byte {at} (metadata +{}) {a:#04x} -> {b:#04x}", at as i64 - 512);
+                eprintln!(
+                    "seed {which}: byte {at} (metadata +{}) {a:#04x} -> {b:#04x}",
+                    at as i64 - 512
+                );
             }
         }
     }

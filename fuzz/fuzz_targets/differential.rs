@@ -156,7 +156,10 @@ fn run_kiln(wasm: &[u8]) -> Observed {
             }
             kiln::ExternType::Global(_) => {
                 let global = instance.get_global(&mut store, export.name()).unwrap();
-                globals.push((export.name().to_owned(), kiln_value(&global.get(&mut store))));
+                globals.push((
+                    export.name().to_owned(),
+                    kiln_value(&global.get(&mut store)),
+                ));
             }
             _ => {}
         }
@@ -180,11 +183,22 @@ fuzz_target!(|data: &[u8]| {
     let actual = run_kiln(&wasm);
     if expected.stopped || actual.stopped {
         // Compare only the calls before the first stack overflow of either engine.
-        let n = expected.calls.len().min(actual.calls.len()).saturating_sub(1);
-        assert_eq!(expected.calls[..n], actual.calls[..n], "calls before a stack overflow");
+        let n = expected
+            .calls
+            .len()
+            .min(actual.calls.len())
+            .saturating_sub(1);
+        assert_eq!(
+            expected.calls[..n],
+            actual.calls[..n],
+            "calls before a stack overflow"
+        );
         return;
     }
     assert_eq!(expected.calls, actual.calls, "call outcomes differ");
     assert_eq!(expected.globals, actual.globals, "exported globals differ");
-    assert!(expected.memories == actual.memories, "exported memories differ");
+    assert!(
+        expected.memories == actual.memories,
+        "exported memories differ"
+    );
 });

@@ -402,7 +402,7 @@ proptest! {
             &mut info.compiled[DefinedFuncIndex(k as u32)].body
         } else {
             let t = &mut info.trampolines[TypeIndex(((k - info.compiled.len()) / 2) as u32)];
-            if (k - g.info.compiled.len()) % 2 == 0 {
+            if (k - g.info.compiled.len()).is_multiple_of(2) {
                 &mut t.array_to_wasm
             } else {
                 &mut t.wasm_to_array
