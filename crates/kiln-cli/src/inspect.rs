@@ -67,6 +67,13 @@ fn describe(header: &Header, info: &ArchivedModuleInfo, file_len: usize) -> Stri
     let _ = writeln!(o, "cpu features:   {}", compat.cpu_features);
     let _ = writeln!(o, "settings:       {}", compat.settings);
     let _ = writeln!(o, "checksum:       xxh3-128 {:032x}", header.checksum);
+    if header.seal.iter().all(|&b| b == 0) {
+        let _ = writeln!(o, "seal:           none");
+    } else {
+        let hex: String = header.seal.iter().map(|b| format!("{b:02x}")).collect();
+        // Verifying it needs the key; `kiln run` does so with KILN_ARTIFACT_KEY.
+        let _ = writeln!(o, "seal:           keyed blake3 {hex} (not verified here)");
+    }
     let _ = writeln!(o, "file size:      {file_len}");
     let _ = writeln!(o, "sections:");
     let head = SectionRange {

@@ -112,6 +112,9 @@ fn artifacts_run_only_when_sealed_or_allowed() {
         )
     };
 
+    assert!(stdout(&kiln(&["inspect", path(&sealed)])).contains("seal:           keyed blake3"));
+    assert!(stdout(&kiln(&["inspect", path(&plain)])).contains("seal:           none"));
+
     // A seal that verifies under the key runs without asking.
     let out = invoke(&sealed, &[], Some(&key));
     assert!(out.status.success(), "{}", stderr(&out));
