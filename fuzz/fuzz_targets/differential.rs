@@ -1,6 +1,6 @@
 //! Fuzz target `differential`: modules from wasm-smith (WebAssembly 2.0 without SIMD, made
 //! to terminate) run in Kiln and in the wasmi interpreter. Every exported function is called
-//! with zero arguments in export order; results (NaNs compared as NaNs), trap kinds, the
+//! with zero arguments, in the byte order of the names; results (NaNs compared as NaNs), trap kinds, the
 //! final bytes of the exported memories and the values of exported globals must agree.
 //! After a stack overflow (the engines' stacks differ) the comparison stops.
 
@@ -81,10 +81,12 @@ fn run_wasmi(wasm: &[u8]) -> Option<Observed> {
     };
     let mut calls = Vec::new();
     let mut stopped = false;
-    let exports: Vec<(String, wasmi::ExternType)> = module
+    let mut exports: Vec<(String, wasmi::ExternType)> = module
         .exports()
         .map(|e| (e.name().to_owned(), e.ty().clone()))
         .collect();
+    // The order in which `run_kiln_exports` calls them.
+    exports.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, ty) in &exports {
         let wasmi::ExternType::Func(fty) = ty else {
             continue;
@@ -164,6 +166,9 @@ fn run_kiln(wasm: &[u8]) -> Observed {
             _ => {}
         }
     }
+    // Name order, as on the wasmi side.
+    memories.sort_by(|a, b| a.0.cmp(&b.0));
+    globals.sort_by(|a, b| a.0.cmp(&b.0));
     Observed {
         calls,
         memories,

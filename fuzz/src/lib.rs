@@ -156,8 +156,8 @@ pub fn kiln_value(val: &Val) -> Value {
     }
 }
 
-/// Calls every exported function of `instance` with zero arguments, in export order,
-/// stopping after a stack overflow. Returns each call's outcome by export name.
+/// Calls every exported function of `instance` with zero arguments, in the byte order of
+/// their names, stopping after a stack overflow. Returns each call's outcome by export name.
 pub fn run_kiln_exports(
     store: &mut Store<()>,
     module: &Module,
@@ -169,6 +169,9 @@ pub fn run_kiln_exports(
         .filter(|e| e.ty().func().is_some())
         .map(|e| e.name().to_owned())
         .collect();
+    // By name, an order every engine can reproduce (wasmi lists exports sorted by name).
+    let mut names = names;
+    names.sort();
     for name in names {
         let func = instance.get_func(&mut *store, &name).expect("exported");
         let ty = func.ty(&*store);
