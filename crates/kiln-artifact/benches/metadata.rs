@@ -407,6 +407,7 @@ fn module_info(wasm: &[u8]) -> Parsed {
                         len,
                     },
                     wasm_offset: range.start as u32,
+                    trap_count: 2,
                 });
                 for (k, code) in [
                     (0, TrapCode::StackOverflow),
@@ -622,6 +623,7 @@ mod mirror {
     pub struct CompiledFunction {
         pub body: ByteRange,
         pub wasm_offset: u32,
+        pub trap_count: u32,
     }
 
     #[derive(Serialize, Deserialize)]
@@ -876,6 +878,7 @@ mod mirror {
                     .map(|c| CompiledFunction {
                         body: range(c.body),
                         wasm_offset: c.wasm_offset,
+                        trap_count: c.trap_count,
                     })
                     .collect(),
                 trampolines: m
@@ -1027,6 +1030,7 @@ mod mirror {
                     .map(|c| k::CompiledFunction {
                         body: range_back(&c.body),
                         wasm_offset: c.wasm_offset,
+                        trap_count: c.trap_count,
                     })
                     .collect(),
                 trampolines: m

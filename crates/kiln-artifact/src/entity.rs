@@ -169,6 +169,11 @@ impl<K: EntityRef, V> PrimaryMap<K, V> {
         self.elems.iter()
     }
 
+    /// Values in index order, mutably.
+    pub fn values_mut(&mut self) -> core::slice::IterMut<'_, V> {
+        self.elems.iter_mut()
+    }
+
     /// The entries as a slice.
     pub fn as_slice(&self) -> &[V] {
         &self.elems

@@ -198,6 +198,10 @@ pub struct CompiledFunction {
     pub body: ByteRange,
     /// Offset of the function in the module's bytes (its code-section entry).
     pub wasm_offset: u32,
+    /// How many records of [`ModuleInfo::traps`] lie in `body`. The records of the bodies
+    /// follow each other in function order, so a checked load can confirm that each record
+    /// belongs to the function that claims it and that none was added or dropped.
+    pub trap_count: u32,
 }
 
 /// The two trampolines compiled for each signature of the type section.

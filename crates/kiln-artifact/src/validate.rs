@@ -162,15 +162,38 @@ pub fn validate_metadata(
         }
         prev_end = u64::from(range.start) + u64::from(range.len);
     }
+    // Trap records: each function claims the next `trap_count` records, which must lie in
+    // its own body in increasing order, and together the functions claim them all. A record
+    // dropped or added (or a count changed) would leave a trapping instruction of some
+    // function without its record, which the runtime treats as a fatal Kiln bug.
+    let mut records = info.traps.iter();
     let mut prev = None;
-    for t in info.traps.iter() {
-        let off = t.code_offset.to_native();
-        if u64::from(off) >= code_len.max(1) || prev.is_some_and(|p| p >= off) {
-            return Err(bad(format!(
-                "trap record at code offset {off} is out of range or out of order"
-            )));
+    for (index, f) in info.compiled.iter() {
+        let body = f.body.native();
+        let (start, end) = (body.start, body.start + body.len);
+        for _ in 0..f.trap_count.to_native() {
+            let off = records.next().map(|t| t.code_offset.to_native());
+            let Some(off) = off else {
+                return Err(bad(format!(
+                    "defined function {} claims more trap records than there are",
+                    index.0
+                )));
+            };
+            if !(start..end).contains(&off) || prev.is_some_and(|p| p >= off) {
+                return Err(bad(format!(
+                    "trap record at code offset {off} is out of order or outside defined \
+                     function {} ({start}..{end})",
+                    index.0
+                )));
+            }
+            prev = Some(off);
         }
-        prev = Some(off);
+    }
+    if records.next().is_some() {
+        return Err(bad(format!(
+            "{} trap records but the functions claim fewer",
+            info.traps.len()
+        )));
     }
     let mut prev = None;
     for c in info.call_sites.iter() {

@@ -385,6 +385,7 @@ fn export_order_is_not_sorted_order() {
     g.info.compiled.push(CompiledFunction {
         body: ByteRange { start: 0, len: 4 },
         wasm_offset: 0,
+        trap_count: 0,
     });
     g.info.trampolines.push(TypeTrampolines {
         array_to_wasm: ByteRange { start: 16, len: 4 },

@@ -421,4 +421,42 @@ proptest! {
         let result = access_checked(&bytes, g.code.len() as u64 + 64, g.data.len() as u64);
         prop_assert!(result.is_err(), "a moved code range was accepted");
     }
+    /// Each function owns a run of the trap table: a record dropped, a count changed, or a
+    /// record moved into another function's code is refused, so no trapping instruction of
+    /// a checked-loaded artifact can lose its record.
+    #[test]
+    fn a_trap_table_that_disagrees_with_the_functions_is_refused(
+        g in generated(),
+        pick in any::<u32>(),
+        how in 0u8..4,
+    ) {
+        prop_assume!(!g.info.traps.is_empty());
+        let mut info = g.info.clone();
+        let t = pick as usize % info.traps.len();
+        let f = DefinedFuncIndex(pick % info.compiled.len() as u32);
+        match how {
+            0 => {
+                info.traps.remove(t);
+            }
+            1 => info.traps.truncate(t),
+            2 => info.compiled[f].trap_count += 1 + pick % 3,
+            _ => {
+                // Into the body of another function (or past the last one).
+                let owner = info
+                    .compiled
+                    .values()
+                    .position(|c| {
+                        (c.body.start..c.body.start + c.body.len).contains(&info.traps[t].code_offset)
+                    })
+                    .unwrap();
+                let other = info.compiled.values().nth((owner + 1) % info.compiled.len()).unwrap();
+                prop_assume!(info.compiled.len() > 1);
+                info.traps[t].code_offset = other.body.start;
+            }
+        }
+        prop_assume!(info != g.info);
+        let bytes = kiln_artifact::artifact::archive_metadata(&info).unwrap();
+        let result = access_checked(&bytes, g.code.len() as u64 + 64, g.data.len() as u64);
+        prop_assert!(result.is_err(), "a trap table that disagrees with the functions was accepted");
+    }
 }

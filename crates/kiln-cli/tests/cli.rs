@@ -646,9 +646,11 @@ fn a_silent_start_up_failure_is_explained() {
 
 #[test]
 fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
-    // A well-formed artifact whose trap table was emptied (checksum recomputed): the
-    // division's explicit zero check now faults at a pc Kiln knows nothing about. That is a
-    // bug or corrupted state, never an ordinary trap: the process aborts and says why.
+    // A well-formed artifact whose trap table was emptied consistently (every function's
+    // record count zeroed too, checksum recomputed, so the checked load cannot tell: only
+    // the code knows where it traps): the division's explicit zero check now faults at a pc
+    // Kiln knows nothing about. That is a bug or corrupted state, never an ordinary trap: the
+    // process aborts and says why.
     let dir = scratch("no-trap-record");
     let wat = dir.join("div.wat");
     std::fs::write(
@@ -684,6 +686,9 @@ fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
         rkyv::deserialize::<_, rkyv::rancor::Error>(archived).unwrap();
     assert!(!info.traps.is_empty());
     info.traps.clear();
+    for f in info.compiled.values_mut() {
+        f.trap_count = 0;
+    }
     let forged = kiln_artifact::build_artifact(&kiln_artifact::ArtifactParts {
         info: &info,
         code: section(header.code),

@@ -110,7 +110,20 @@ pub fn compile_with_progress(
         info.compiled.push(CompiledFunction {
             body: linked.ranges[i],
             wasm_offset: body.range().start as u32,
+            trap_count: linked.trap_counts[i],
         });
+    }
+    // Trampolines never trap by themselves (a callee's stack check traps in the callee), so
+    // every record belongs to a body, which is what checked loads verify.
+    let body_traps: u64 = linked.trap_counts[..num_funcs]
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum();
+    if body_traps != linked.traps.len() as u64 {
+        return Err(CompileError::Codegen(format!(
+            "{} trap records lie in trampolines",
+            linked.traps.len() as u64 - body_traps
+        )));
     }
     for pair in linked.ranges[num_funcs..].chunks_exact(2) {
         info.trampolines.push(TypeTrampolines {

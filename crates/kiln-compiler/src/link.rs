@@ -122,6 +122,8 @@ pub struct Linked {
     pub ranges: Vec<ByteRange>,
     /// Every trap site, sorted by code offset.
     pub traps: Vec<TrapRecord>,
+    /// How many of `traps` lie in each piece, in input order.
+    pub trap_counts: Vec<u32>,
     /// Every call site, sorted by return offset.
     pub call_sites: Vec<CallSiteRecord>,
 }
@@ -169,10 +171,24 @@ pub fn link(pieces: &[CompiledCode], align: u32, padding: u8) -> Result<Linked, 
     traps.dedup_by_key(|t| t.code_offset);
     call_sites.sort_by_key(|c| c.return_offset);
     call_sites.dedup_by_key(|c| c.return_offset);
+    // Pieces are laid out in order, so each one's records are the next run of `traps`.
+    let mut next_trap = 0;
+    let trap_counts = ranges
+        .iter()
+        .map(|r| {
+            let end = r.start + r.len;
+            let first = next_trap;
+            while traps.get(next_trap).is_some_and(|t| t.code_offset < end) {
+                next_trap += 1;
+            }
+            (next_trap - first) as u32
+        })
+        .collect();
     Ok(Linked {
         text,
         ranges,
         traps,
+        trap_counts,
         call_sites,
     })
 }

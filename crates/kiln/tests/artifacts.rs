@@ -293,3 +293,51 @@ fn an_export_renamed_in_the_metadata_is_found_or_refused() {
         Err(Error::Artifact(ArtifactError::InvalidMetadata(_)))
     ));
 }
+
+/// Fuzzing finding: shortening the archived trap table (14 records to 6, checksum recomputed)
+/// passed the checked load, and the first trap whose record was gone then hit the runtime's
+/// "fault without a trap record" abort. Each function now counts its own records, so a
+/// table that lost (or gained) records no longer loads.
+#[test]
+fn a_shortened_trap_table_is_refused() {
+    let engine = Engine::default();
+    let wat = r#"(module
+      (memory 1)
+      (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+      (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+      (func (export "stop") unreachable))"#;
+    let bytes = engine.precompile_module(wat.as_bytes()).unwrap();
+    let header = kiln_artifact::header::Header::parse(&bytes).unwrap();
+    // Copy the metadata to page-aligned memory so it can be read in place.
+    let range = header.metadata.bounds(bytes.len()).unwrap();
+    let mut aligned_bytes = memmap2::MmapMut::map_anon(range.len()).unwrap();
+    aligned_bytes.copy_from_slice(&bytes[range.clone()]);
+    let info =
+        kiln_artifact::artifact::access_checked(&aligned_bytes, header.code.len, header.data.len)
+            .unwrap();
+    let records = info.traps.len();
+    assert!(records >= 3, "{records} trap records");
+    // An archived vector is a 4-byte relative pointer, then its 4-byte length.
+    let field = (&info.traps as *const _ as usize) - aligned_bytes.as_ptr() as usize;
+    let len_at = range.start + field + 4;
+    assert_eq!(
+        u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().unwrap()) as usize,
+        records
+    );
+    for shorter in [0, 1, records - 1] {
+        let mut forged = bytes.clone();
+        forged[len_at..len_at + 4].copy_from_slice(&(shorter as u32).to_le_bytes());
+        let sum = kiln_artifact::header::checksum(&forged);
+        forged[456..472].copy_from_slice(&sum.to_le_bytes());
+        // SAFETY: an artifact Kiln wrote, with the trap table's length changed.
+        let result = unsafe { Module::deserialize(&engine, &forged) };
+        assert!(
+            matches!(
+                result,
+                Err(Error::Artifact(ArtifactError::InvalidMetadata(_)))
+            ),
+            "{shorter} of {records} trap records: {:?}",
+            result.map(|_| ())
+        );
+    }
+}

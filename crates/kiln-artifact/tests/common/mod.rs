@@ -506,6 +506,7 @@ pub fn build(plan: Plan) -> Generated {
                 len: f.body_len,
             },
             wasm_offset: f.wasm_offset,
+            trap_count: 0,
         });
         offset += f.body_len;
     }
@@ -530,17 +531,30 @@ pub fn build(plan: Plan) -> Generated {
         .map(|i| plan.code_fill ^ (i as u8).wrapping_mul(31))
         .collect();
 
+    // Trap records lie in function bodies, and each body counts its own.
+    let bodies: Vec<ByteRange> = info.compiled.values().map(|c| c.body).collect();
     let mut traps: Vec<TrapRecord> = plan
         .traps
         .into_iter()
-        .map(|(off, wasm_offset, code)| TrapRecord {
-            code_offset: off % code_len,
-            wasm_offset,
-            code,
+        .filter(|_| !bodies.is_empty())
+        .map(|(off, wasm_offset, code)| {
+            let body = bodies[off as usize % bodies.len()];
+            TrapRecord {
+                code_offset: body.start + (off / 7) % body.len,
+                wasm_offset,
+                code,
+            }
         })
         .collect();
     traps.sort_by_key(|t| t.code_offset);
     traps.dedup_by_key(|t| t.code_offset);
+    for c in info.compiled.values_mut() {
+        let end = c.body.start + c.body.len;
+        c.trap_count = traps
+            .iter()
+            .filter(|t| (c.body.start..end).contains(&t.code_offset))
+            .count() as u32;
+    }
     // Calls return just after some of the recorded instructions.
     info.call_sites = traps
         .iter()
