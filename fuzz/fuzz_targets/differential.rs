@@ -1,5 +1,5 @@
-//! Fuzz target `differential`: modules from wasm-smith (WebAssembly 2.0 without SIMD, made
-//! to terminate) run in Kiln and in the wasmi interpreter. Every exported function is called
+//! Fuzz target `differential`: modules from wasm-smith (WebAssembly 2.0 with SIMD, made to
+//! terminate) run in Kiln and in the wasmi interpreter. Every exported function is called
 //! with zero arguments, in the byte order of the names; results (NaNs compared as NaNs), trap kinds, the
 //! final bytes of the exported memories and the values of exported globals must agree.
 //! After a stack overflow (the engines' stacks differ) the comparison stops.
@@ -36,7 +36,7 @@ fn wasmi_value(val: &wasmi::Val) -> Value {
         wasmi::Val::I64(v) => Value::Int(*v as u64),
         wasmi::Val::F32(v) => Value::f32(v.to_bits()),
         wasmi::Val::F64(v) => Value::f64(v.to_bits()),
-        wasmi::Val::V128(_) => Value::Ref,
+        wasmi::Val::V128(v) => Value::V128(v.as_u128()),
         wasmi::Val::FuncRef(r) => {
             if r.is_null() {
                 Value::Null

@@ -16,7 +16,10 @@ pub fn smith_config(u: &mut Unstructured<'_>) -> Result<wasm_smith::Config> {
     config.max_table_elements = 1_000;
     config.max_funcs = config.max_funcs.min(50);
     config.max_instructions = config.max_instructions.min(1_000);
-    config.simd_enabled = false;
+    // SIMD stays as arbitrary chose it; its float lanes may produce NaNs whose bits the spec
+    // leaves open and that Kiln and wasmi produce differently, so wasm-smith canonicalises
+    // them in the module itself (the engines run with their default settings).
+    config.canonicalize_nans = config.simd_enabled;
     config.relaxed_simd_enabled = false;
     config.threads_enabled = false;
     config.tail_call_enabled = false;
@@ -64,6 +67,8 @@ pub enum Value {
     Null,
     /// A non-null reference (which one is not compared).
     Ref,
+    /// A `v128`, as bits (module NaNs are canonical when SIMD is on, see `smith_config`).
+    V128(u128),
 }
 
 impl Value {
@@ -150,7 +155,7 @@ pub fn kiln_value(val: &Val) -> Value {
         Val::I64(v) => Value::Int(*v as u64),
         Val::F32(bits) => Value::f32(*bits),
         Val::F64(bits) => Value::f64(*bits),
-        Val::V128(v) => Value::Int(*v as u64),
+        Val::V128(v) => Value::V128(*v),
         Val::FuncRef(None) | Val::ExternRef(None) => Value::Null,
         Val::FuncRef(Some(_)) | Val::ExternRef(Some(_)) => Value::Ref,
     }
