@@ -329,7 +329,8 @@ fn a_shortened_trap_table_is_refused() {
         forged[len_at..len_at + 4].copy_from_slice(&(shorter as u32).to_le_bytes());
         let sum = kiln_artifact::header::checksum(&forged);
         forged[456..472].copy_from_slice(&sum.to_le_bytes());
-        // SAFETY: an artifact Kiln wrote, with the trap table's length changed.
+        // SAFETY: the machine code is what Kiln compiled for this module; only the metadata's
+        // trap-table length differs, which the checked load validates (and must refuse).
         let result = unsafe { Module::deserialize(&engine, &forged) };
         assert!(
             matches!(
