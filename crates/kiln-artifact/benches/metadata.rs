@@ -670,6 +670,7 @@ mod mirror {
         pub call_sites: Vec<(u32, u32)>,
         pub func_names: Vec<FuncName>,
         pub function_alignment: u32,
+        pub source: ([u8; 16], [u8; 32]),
     }
 
     fn val(t: k::ValType) -> ValType {
@@ -912,6 +913,7 @@ mod mirror {
                     })
                     .collect(),
                 function_alignment: m.function_alignment,
+                source: (m.source.fast, m.source.strong),
             }
         }
     }
@@ -1067,6 +1069,10 @@ mod mirror {
                     })
                     .collect(),
                 function_alignment: m.function_alignment,
+                source: k::SourceHashes {
+                    fast: m.source.0,
+                    strong: m.source.1,
+                },
             }
         }
     }

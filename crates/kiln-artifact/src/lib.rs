@@ -25,6 +25,7 @@ pub mod header;
 pub mod module;
 pub mod seal;
 pub mod settings;
+pub mod source;
 pub mod trap;
 pub mod types;
 pub mod validate;
@@ -42,6 +43,7 @@ pub use seal::{ArtifactKey, KeyError};
 pub use settings::{
     BoundsChecks, CodegenSettings, GUARD_RESERVATION, OptLevel, Proposal, Proposals,
 };
+pub use source::{ArchivedSourceHashes, SourceHashes};
 pub use trap::{ArchivedTrapCode, ArchivedTrapRecord, TrapCode, TrapRecord};
 pub use types::*;
 pub use vmoffsets::{Builtin, VMCounts, VMOffsets};

@@ -290,6 +290,9 @@ pub struct ModuleInfo {
     /// type's two trampolines, every piece starting at the first multiple of this after the
     /// previous one (checked loads require exactly this layout).
     pub function_alignment: u32,
+    /// Hashes of the wasm this module was compiled from (a cache compares them with the
+    /// wasm it looks up).
+    pub source: crate::source::SourceHashes,
 }
 
 impl ModuleInfo {

@@ -1,6 +1,7 @@
 //! The `kiln` command-line tool: compile WebAssembly to artifacts, run modules and
 //! artifacts, inspect artifacts and run spec scripts.
 
+mod cache;
 mod compile;
 mod inspect;
 mod key;
@@ -34,6 +35,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run WebAssembly spec scripts (.wast).
     Wast(wast::WastArgs),
+    /// Show, clear or trim the module cache that `kiln run` uses.
+    Cache(cache::CacheArgs),
 }
 
 /// A failed command: the one line printed after `error: `.
@@ -89,17 +92,20 @@ fn main() -> ExitCode {
     progress::set_quiet(cli.quiet);
     // Diagnostics (failed WASI calls, fallbacks, ...) on stderr when KILN_LOG asks for them,
     // e.g. `KILN_LOG=debug`.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // Without KILN_LOG, warnings only (a module cache that cannot be used, for example).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
     let result = std::panic::catch_unwind(|| match cli.command {
         Command::Compile(args) => compile::main(args),
         Command::Run(args) => run::main(args),
         Command::Inspect(args) => inspect::main(args),
         Command::Wast(args) => wast::main(args),
+        Command::Cache(args) => cache::main(args),
     });
     match result {
         Ok(Ok(code)) => code,

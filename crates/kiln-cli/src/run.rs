@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// is not sealed). Its machine code runs as it is: only for artifacts you trust.
     #[arg(long)]
     allow_precompiled: bool,
+    /// Compile without the module cache (by default a module compiled before under the same
+    /// settings is loaded from `kiln cache dir` instead of compiled).
+    #[arg(long)]
+    no_cache: bool,
     /// Largest size of the program's linear memory, in bytes (suffixes K, M, G allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_memory: Option<usize>,
@@ -63,10 +67,12 @@ pub fn load_module(
     path: &Path,
     interruptible: bool,
     allow_precompiled: bool,
+    use_cache: bool,
 ) -> Result<(Engine, Module), CliError> {
-    let bytes = std::fs::read(path).map_err(|e| fail!("cannot read `{}`: {e}", path.display()))?;
+    let unreadable = |e| fail!("cannot read `{}`: {e}", path.display());
     let key = crate::key::from_env()?;
-    let loaded = if bytes.starts_with(&kiln_artifact::header::MAGIC) {
+    let loaded = if kiln::is_artifact_file(path).map_err(unreadable)? {
+        let bytes = std::fs::read(path).map_err(unreadable)?;
         let mut config = match Header::parse(&bytes) {
             Ok(header) => config_for(&header.compat.settings),
             Err(_) => Config::new(), // the loads below report what is wrong
@@ -107,9 +113,16 @@ pub fn load_module(
     } else {
         let mut config = Config::new();
         config.epoch_interruption(interruptible);
+        if use_cache {
+            config.cache(crate::cache::config_from_env()?);
+        }
+        if let Some(key) = key {
+            config.artifact_key(key);
+        }
         let engine = Engine::new(&config)?;
         let progress = CompileProgress::new(&path.display().to_string());
-        Module::new_with_progress(&engine, &bytes, |done, total| progress.update(done, total))
+        // From the file: with the cache, a hit is found without reading the file into memory.
+        Module::from_file_with_progress(&engine, path, |done, total| progress.update(done, total))
             .map(|m| (engine, m))
     };
     loaded.map_err(|e| fail!("cannot load `{}`: {e}", path.display()))
@@ -163,7 +176,12 @@ pub fn main(args: RunArgs) -> CliResult {
         }
         None => None,
     };
-    let (engine, module) = load_module(&args.file, timeout.is_some(), args.allow_precompiled)?;
+    let (engine, module) = load_module(
+        &args.file,
+        timeout.is_some(),
+        args.allow_precompiled,
+        !args.no_cache,
+    )?;
     let mut argv = vec![args.file.display().to_string()];
     if args.invoke.is_none() {
         argv.extend(args.args.iter().cloned());
@@ -334,7 +352,7 @@ struct Limits {
 }
 
 /// A size in bytes: a number with an optional K, M or G suffix (powers of 1024).
-fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let (digits, unit) = match text.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
         _ => (text, 'B'),

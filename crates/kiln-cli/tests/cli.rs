@@ -19,6 +19,12 @@ fn kiln(args: &[&str]) -> Output {
 /// Runs `kiln` with `KILN_ARTIFACT_KEY` set to `key`, or unset.
 fn kiln_with_key(args: &[&str], key: Option<&str>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    // Every test shares one cache of its own (never the user's), so that runs also exercise
+    // cache hits.
+    command.env(
+        "KILN_CACHE_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/kiln-test-cache"),
+    );
     command.args(args).env_remove("KILN_ARTIFACT_KEY");
     if let Some(key) = key {
         command.env("KILN_ARTIFACT_KEY", key);
@@ -633,6 +639,12 @@ fn a_silent_start_up_failure_is_explained() {
         stderr(&out)
     );
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        // Every test shares one cache of its own (never the user's), so that runs also
+        // exercise cache hits.
+        .env(
+            "KILN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/kiln-test-cache"),
+        )
         .args(["run", path(&wat)])
         .env("KILN_LOG", "debug")
         .output()

@@ -24,6 +24,12 @@ fn build(name: &str, dir: &Path) -> std::path::PathBuf {
 /// Runs `kiln` with `args`, feeding `stdin`; returns whatever happened.
 fn kiln_with_input(args: &[&str], stdin: &[u8], envs: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        // Every test shares one cache of its own (never the user's), so that runs also
+        // exercise cache hits.
+        .env(
+            "KILN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/kiln-test-cache"),
+        )
         .args(args)
         .envs(envs.iter().copied())
         .stdin(Stdio::piped())
@@ -177,6 +183,12 @@ fn poll_waits_for_stdin_or_the_timeout() {
 
     // Stdin stays open and empty: poll() times out after its 300 ms.
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        // Every test shares one cache of its own (never the user's), so that runs also
+        // exercise cache hits.
+        .env(
+            "KILN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/kiln-test-cache"),
+        )
         .args(["run", path(&wasm)])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

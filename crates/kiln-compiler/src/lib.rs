@@ -68,6 +68,11 @@ pub fn host_triple() -> String {
     target_lexicon::Triple::host().to_string()
 }
 
+/// A hash of the sources of the compiler, the artifact format and the runtime (and of the
+/// locked Cranelift version) this Kiln was built from: two builds that may generate or call
+/// code differently have different ids.
+pub const BUILD_ID: &str = env!("KILN_BUILD_ID");
+
 /// The compatibility fields an artifact compiled with `config` carries in its header.
 pub fn compat_info(config: &CompileConfig) -> Result<CompatInfo, CompileError> {
     Ok(Target::new(config)?.compat_info(config))
@@ -134,6 +139,7 @@ pub fn compile_with_progress(
     info.traps = linked.traps;
     info.call_sites = linked.call_sites;
     info.function_alignment = target.function_alignment();
+    info.source = kiln_artifact::SourceHashes::of(wasm);
 
     let compat = target.compat_info(config);
     Ok(kiln_artifact::build_artifact(&ArtifactParts {

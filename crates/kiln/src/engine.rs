@@ -18,6 +18,7 @@ pub struct Config {
     max_wasm_stack: usize,
     compile_threads: Option<usize>,
     artifact_key: Option<ArtifactKey>,
+    cache: Option<kiln_cache::CacheConfig>,
 }
 
 impl Default for Config {
@@ -28,6 +29,7 @@ impl Default for Config {
             max_wasm_stack: 512 << 10,
             compile_threads: None,
             artifact_key: None,
+            cache: None,
         }
     }
 }
@@ -149,6 +151,18 @@ impl Config {
         Ok(self.artifact_key(key))
     }
 
+    /// Keeps compiled modules in a cache directory (off by default): [`crate::Module::new`]
+    /// of wasm compiled before under the same settings loads the cached artifact (zero-copy,
+    /// checked) instead of compiling, and stores what it compiles. An entry that fails to
+    /// load or belongs to other wasm is removed and replaced, with a `tracing` warning. A
+    /// directory that cannot be opened or written makes the engine go on without the cache
+    /// (one warning). Without [`kiln_cache::CacheConfig::key`] the engine's artifact key, if
+    /// any, authenticates the entries.
+    pub fn cache(&mut self, cache: kiln_cache::CacheConfig) -> &mut Self {
+        self.cache = Some(cache);
+        self
+    }
+
     /// Sets the number of compilation threads (`None`: rayon's global pool).
     pub fn compile_threads(&mut self, threads: Option<usize>) -> &mut Self {
         self.compile_threads = threads;
@@ -163,6 +177,8 @@ struct EngineInner {
     compat: CompatInfo,
     host_triple: String,
     epoch: Arc<AtomicU64>,
+    cache: Option<kiln_cache::Cache>,
+    fingerprint: String,
 }
 
 /// Compiles and loads modules for one target and configuration. Cheap to clone.
@@ -180,6 +196,27 @@ impl Engine {
             threads: config.compile_threads,
         };
         let compat = kiln_compiler::compat_info(&compile)?;
+        let fingerprint = format!(
+            "kiln={} build={} format={} target={} cpu={} settings={} pointer={}",
+            kiln_artifact::header::KILN_VERSION,
+            kiln_compiler::BUILD_ID,
+            kiln_artifact::header::FORMAT_VERSION,
+            compat.target,
+            compat.cpu_features,
+            compat.settings,
+            compat.pointer_size,
+        );
+        let cache = config.cache.as_ref().and_then(|c| {
+            let mut c = c.clone();
+            if !c.has_key()
+                && let Some(key) = &config.artifact_key
+            {
+                c.key(key.clone());
+            }
+            kiln_cache::Cache::open(&c)
+                .inspect_err(|e| tracing::warn!("running without the module cache: {e}"))
+                .ok()
+        });
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 config: config.clone(),
@@ -187,6 +224,8 @@ impl Engine {
                 compat,
                 host_triple: kiln_compiler::host_triple(),
                 epoch: Arc::new(AtomicU64::new(0)),
+                cache,
+                fingerprint,
             }),
         })
     }
@@ -210,6 +249,17 @@ impl Engine {
             kiln_artifact::seal::seal(&mut artifact, key)?;
         }
         Ok(artifact)
+    }
+
+    /// The module cache, if [`Config::cache`] enabled one and its directory could be opened.
+    pub fn module_cache(&self) -> Option<&kiln_cache::Cache> {
+        self.inner.cache.as_ref()
+    }
+
+    /// Everything besides the wasm that decides an artifact's bytes: Kiln version and build,
+    /// artifact format, target, CPU features, settings and proposals (the cache's key input).
+    pub fn fingerprint(&self) -> &str {
+        &self.inner.fingerprint
     }
 
     /// Whether this engine seals the artifacts it writes (it holds an artifact key).

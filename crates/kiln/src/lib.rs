@@ -35,6 +35,7 @@
     clippy::missing_safety_doc
 )]
 
+mod cached;
 mod engine;
 mod error;
 mod externals;
@@ -52,8 +53,9 @@ pub use externals::{Extern, Global, Memory, Table};
 pub use externref::ExternRef;
 pub use func::{Func, IntoFunc, TypedFunc};
 pub use instance::Instance;
+pub use kiln_cache::{Cache, CacheConfig};
 pub use linker::Linker;
-pub use module::{ExportType, ExternType, ImportType, Module};
+pub use module::{ExportType, ExternType, ImportType, Module, is_artifact_file};
 pub use store::{AsContext, AsContextMut, Caller, Store, StoreContext, StoreContextMut};
 pub use values::{Val, WasmParams, WasmResults, WasmRet, WasmTy};
 

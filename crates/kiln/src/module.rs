@@ -146,6 +146,27 @@ pub fn is_artifact_file(path: &Path) -> std::io::Result<bool> {
     Ok(n == magic.len() && magic == ARTIFACT_MAGIC)
 }
 
+/// Loads an artifact that `engine`'s compiler wrote just now.
+pub(crate) fn load_fresh(engine: &Engine, artifact: &[u8]) -> Result<Arc<LoadedModule>> {
+    // SAFETY: the engine's own compiler wrote these bytes just now, and they are copied into
+    // memory the module owns.
+    unsafe {
+        LoadedModule::from_bytes(
+            artifact,
+            engine.compat(),
+            kiln_runtime::Verification::Checked,
+        )
+    }
+    .map_err(Error::from_load)
+}
+
+/// Whether `file` holds a wasm binary (WAT text is looked up after parsing, by its binary).
+fn starts_with_wasm_magic(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 4];
+    file.read_exact_at(&mut magic, 0).is_ok() && magic == *b"\0asm"
+}
+
 pub(crate) fn parse_wat(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     wat::parse_bytes(bytes).map_err(|e| Error::Wat(e.to_string()))
 }
@@ -164,18 +185,13 @@ impl Module {
         progress: impl Fn(usize, usize) + Sync,
     ) -> Result<Module> {
         engine.check_runnable()?;
-        let artifact = engine.precompile_module_with_progress(bytes.as_ref(), progress)?;
-        // SAFETY: the engine's own compiler wrote these bytes just now, and they are copied
-        // into memory the module owns.
-        let loaded = unsafe {
-            LoadedModule::from_bytes(
-                &artifact,
-                engine.compat(),
-                kiln_runtime::Verification::Checked,
-            )
+        if let Some(cache) = engine.module_cache() {
+            let wasm = parse_wat(bytes.as_ref())?;
+            let loaded = crate::cached::load_or_compile(engine, cache, &wasm, &progress)?;
+            return Ok(Module::from_loaded(engine, loaded));
         }
-        .map_err(Error::from_load)?;
-        Ok(Module::from_loaded(engine, loaded))
+        let artifact = engine.precompile_module_with_progress(bytes.as_ref(), progress)?;
+        Ok(Module::from_loaded(engine, load_fresh(engine, &artifact)?))
     }
 
     /// Loads a module from a file: a `.wasm` binary or WAT text, which is compiled, or an
@@ -183,7 +199,20 @@ impl Module {
     /// under the engine's key ([`Module::deserialize_file_sealed`]). Without a key an
     /// artifact is refused: loading it would run machine code that nothing vouches for (use
     /// the unsafe [`Module::deserialize_file`] for artifacts you trust).
+    ///
+    /// With a module cache ([`crate::Config::cache`]) a wasm binary is looked up by hashing
+    /// the file in pieces, so a hit costs neither compiling nor reading the file into memory.
     pub fn from_file(engine: &Engine, path: impl AsRef<Path>) -> Result<Module> {
+        Self::from_file_with_progress(engine, path, |_, _| {})
+    }
+
+    /// Like [`Module::from_file`], calling `progress(done, total)` as functions finish
+    /// compiling.
+    pub fn from_file_with_progress(
+        engine: &Engine,
+        path: impl AsRef<Path>,
+        progress: impl Fn(usize, usize) + Sync,
+    ) -> Result<Module> {
         let path = path.as_ref();
         let io = |source| Error::Io {
             path: path.to_owned(),
@@ -192,8 +221,17 @@ impl Module {
         if is_artifact_file(path).map_err(io)? {
             return Module::deserialize_file_sealed(engine, path);
         }
+        if let Some(cache) = engine.module_cache() {
+            engine.check_runnable()?;
+            let file = std::fs::File::open(path).map_err(io)?;
+            if starts_with_wasm_magic(&file)
+                && let Some(loaded) = crate::cached::load_file_hit(engine, cache, &file)
+            {
+                return Ok(Module::from_loaded(engine, loaded));
+            }
+        }
         let bytes = std::fs::read(path).map_err(io)?;
-        Module::new(engine, bytes)
+        Module::new_with_progress(engine, bytes, progress)
     }
 
     /// The artifact bytes of this module, loadable with [`Module::deserialize`] (or, if the

@@ -83,7 +83,14 @@ pub fn build_native(source: &Path, out: &Path, cxx: bool) {
 }
 
 pub fn kiln(args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_kiln")).args(args))
+    run(Command::new(env!("CARGO_BIN_EXE_kiln"))
+        // Every test shares one cache of its own (never the user's), so that runs also
+        // exercise cache hits.
+        .env(
+            "KILN_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/kiln-test-cache"),
+        )
+        .args(args))
 }
 
 pub fn path(p: &Path) -> &str {

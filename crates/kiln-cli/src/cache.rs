@@ -1,0 +1,126 @@
+//! `kiln cache`: where the module cache is, what it holds, and emptying or trimming it; and
+//! the cache configuration `kiln run` uses (`KILN_CACHE_DIR`, `KILN_CACHE_KEY`).
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use kiln::{ArtifactKey, Cache, CacheConfig};
+
+use crate::{CliError, CliResult, fail};
+
+/// The environment variable that holds the cache's key (64 hexadecimal digits).
+pub const CACHE_KEY_VARIABLE: &str = "KILN_CACHE_KEY";
+
+/// Arguments of `kiln cache`.
+#[derive(Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    command: CacheCommand,
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Print the cache directory.
+    Dir,
+    /// Print the number of entries and their size.
+    Stats,
+    /// Remove every entry.
+    Clear,
+    /// Remove least-recently-used entries until the cache fits its limit, and leftovers of
+    /// killed writers.
+    Gc {
+        /// The limit (suffixes K, M, G allowed; default 1G).
+        #[arg(long, value_name = "SIZE", value_parser = crate::run::parse_size)]
+        max_size: Option<usize>,
+    },
+}
+
+/// The cache configuration of the command line: the default directory (or
+/// `KILN_CACHE_DIR`), 1 GiB, and `KILN_CACHE_KEY` if set.
+pub fn config_from_env() -> Result<CacheConfig, CliError> {
+    let mut config = CacheConfig::new();
+    match std::env::var(CACHE_KEY_VARIABLE) {
+        Ok(text) => {
+            let key =
+                ArtifactKey::from_hex(&text).map_err(|e| fail!("{CACHE_KEY_VARIABLE}: {e}"))?;
+            config.key(key);
+        }
+        Err(std::env::VarError::NotPresent) => {}
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(fail!("{CACHE_KEY_VARIABLE} is not 64 hexadecimal digits"));
+        }
+    }
+    Ok(config)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn main(args: CacheArgs) -> CliResult {
+    let config = config_from_env()?;
+    if let CacheCommand::Dir = args.command {
+        let dir = config.resolved_directory().ok_or_else(|| {
+            fail!("no cache directory: set KILN_CACHE_DIR, XDG_CACHE_HOME or HOME")
+        })?;
+        println!("{}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cache = Cache::open(&config)?;
+    match args.command {
+        CacheCommand::Dir => unreachable!("handled above"),
+        CacheCommand::Stats => {
+            let stats = cache.stats()?;
+            println!("directory: {}", cache.directory().display());
+            println!("entries: {}", stats.entries);
+            println!("size: {} ({} bytes)", human(stats.bytes), stats.bytes);
+            println!(
+                "limit: {} ({} bytes)",
+                human(cache.max_size()),
+                cache.max_size()
+            );
+            if stats.temp_files > 0 {
+                println!("unfinished writes: {}", stats.temp_files);
+            }
+            println!(
+                "authenticated: {}",
+                if cache.authentication_key().is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+        }
+        CacheCommand::Clear => {
+            let report = cache.clear()?;
+            println!(
+                "removed {} entries ({})",
+                report.removed,
+                human(report.freed)
+            );
+        }
+        CacheCommand::Gc { max_size } => {
+            let report = cache.gc(max_size.map(|s| s as u64))?;
+            println!(
+                "removed {} entries ({}) and {} unfinished writes; {} entries ({}) left",
+                report.removed,
+                human(report.freed),
+                report.temp_removed,
+                report.left.entries,
+                human(report.left.bytes)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
