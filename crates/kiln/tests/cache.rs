@@ -104,3 +104,46 @@ fn the_engines_artifact_key_authenticates_entries() {
     assert_eq!(answer(&keyed, &module), 11);
     assert_eq!(std::fs::read(&entry).unwrap(), sealed);
 }
+
+/// One change to a default configuration.
+type ChangeSetting = fn(&mut Config);
+
+#[test]
+fn every_setting_that_changes_code_changes_the_fingerprint() {
+    let base = Engine::default();
+    let fingerprint = base.fingerprint().to_owned();
+    assert!(
+        fingerprint.contains(kiln_artifact::header::KILN_VERSION),
+        "{fingerprint}"
+    );
+    let variants: [(&str, ChangeSetting); 6] = [
+        ("target", |c| {
+            c.target("aarch64-unknown-linux-gnu");
+        }),
+        ("opt level", |c| {
+            c.opt_level(kiln::OptLevel::None);
+        }),
+        ("proposals", |c| {
+            c.wasm_simd(false);
+        }),
+        ("nans", |c| {
+            c.canonicalize_nans(true);
+        }),
+        ("epochs", |c| {
+            c.epoch_interruption(true);
+        }),
+        ("bounds checks", |c| {
+            c.bounds_checks(kiln::BoundsChecks::Explicit);
+        }),
+    ];
+    let mut seen = vec![fingerprint];
+    for (what, change) in variants {
+        let mut config = Config::new();
+        change(&mut config);
+        let other = Engine::new(&config).unwrap().fingerprint().to_owned();
+        assert!(!seen.contains(&other), "{what}: {other}");
+        seen.push(other);
+    }
+    // The same settings, the same fingerprint: a second engine finds the first one's entries.
+    assert_eq!(Engine::default().fingerprint(), seen[0]);
+}
