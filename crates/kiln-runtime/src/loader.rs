@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kiln_artifact::{ArchivedModuleInfo, ArtifactError, ArtifactKey, CompatInfo, Header};
+use kiln_artifact::{ArchivedModuleInfo, ArtifactError, ArtifactKey, CompatInfo, FuncType, Header};
 
 /// Why an artifact could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,9 @@ pub struct LoadedModule {
     len: usize,
     /// The executable text section.
     code: Code,
+    /// The function types in native form, made on first use and shared by every instance of
+    /// the module in every store, so instantiating converts no signature.
+    func_types: std::sync::OnceLock<Vec<Arc<FuncType>>>,
 }
 
 /// Where a loaded module's executable code lives.
@@ -300,6 +303,7 @@ impl LoadedModule {
             data,
             len,
             code,
+            func_types: std::sync::OnceLock::new(),
         }))
     }
 
@@ -363,6 +367,7 @@ impl LoadedModule {
             data,
             len,
             code,
+            func_types: std::sync::OnceLock::new(),
         }))
     }
 
@@ -382,6 +387,17 @@ impl LoadedModule {
         // of the unsafe unchecked constructor vouched for them; they are 16-aligned (checked
         // in `check`) and immutable for the lifetime of `self`.
         unsafe { kiln_artifact::access_unchecked(&self.storage.bytes()[self.metadata.clone()]) }
+    }
+
+    /// The module's function types (by type index), converted once.
+    pub fn func_types(&self) -> &[Arc<FuncType>] {
+        self.func_types.get_or_init(|| {
+            self.info()
+                .types
+                .iter()
+                .map(|(_, ty)| Arc::new(ty.to_native()))
+                .collect()
+        })
     }
 
     /// The data section (the bytes of data segments).

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -151,7 +151,8 @@ enum FuncKind {
 
 struct FuncData {
     kind: FuncKind,
-    ty: FuncType,
+    /// Shared with the module's other functions of this type (`LoadedModule::func_types`).
+    ty: Arc<FuncType>,
     func_ref: *const VMFuncRef,
 }
 
@@ -178,7 +179,12 @@ pub struct StoreOpaque {
     instances: Vec<Box<Instance>>,
     modules: Vec<Arc<LoadedModule>>,
     code_ranges: Box<Vec<(usize, usize)>>,
-    func_refs: HashMap<usize, FuncId>,
+    /// The func refs of host functions (boxes of their own), by address.
+    host_func_refs: HashMap<usize, FuncId>,
+    /// Where each instance's array of func refs starts in its vmctx, with its instance and
+    /// length: a func ref pointer of a wasm function is found by one ordered lookup, so
+    /// instantiation registers one range instead of one entry per function.
+    func_ref_arrays: BTreeMap<usize, (InstanceId, usize)>,
     /// The host objects behind `externref` values; a value is its index plus one. Objects
     /// live as long as the store (there is no collection while it lives), and are dropped
     /// with it, wherever wasm left references to them.
@@ -233,7 +239,8 @@ impl<D: 'static> Store<D> {
                 instances: Vec::new(),
                 modules: Vec::new(),
                 code_ranges: Box::default(),
-                func_refs: HashMap::new(),
+                host_func_refs: HashMap::new(),
+                func_ref_arrays: BTreeMap::new(),
                 extern_objects: Vec::new(),
                 limits: StoreLimits::default(),
                 epoch: None,
@@ -261,10 +268,10 @@ impl<D: 'static> Store<D> {
         let id = FuncId(self.opaque.funcs.len() as u32);
         self.opaque.funcs.push(FuncData {
             kind: FuncKind::Host { ctx, func_ref },
-            ty,
+            ty: Arc::new(ty),
             func_ref: ptr,
         });
-        self.opaque.func_refs.insert(ptr as usize, id);
+        self.opaque.host_func_refs.insert(ptr as usize, id);
         id
     }
 
@@ -452,14 +459,24 @@ impl<D> Store<D> {
 impl StoreOpaque {
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
     pub fn func_from_ref(&self, ptr: *const VMFuncRef) -> Option<FuncId> {
-        self.func_refs.get(&(ptr as usize)).copied()
+        let address = ptr as usize;
+        if let Some(id) = self.host_func_refs.get(&address) {
+            return Some(*id);
+        }
+        let (&start, &(instance, len)) = self.func_ref_arrays.range(..=address).next_back()?;
+        let stride = kiln_artifact::vmoffsets::func_ref::SIZE as usize;
+        let offset = address - start;
+        if !offset.is_multiple_of(stride) || offset / stride >= len {
+            return None;
+        }
+        Some(self.instances[instance.0 as usize].funcs[offset / stride])
     }
 
     /// The exact type of the function a `VMFuncRef` pointer names, if it is one of this
     /// store's.
     pub fn func_type_of_ref(&self, ptr: *const VMFuncRef) -> Option<&FuncType> {
         self.func_from_ref(ptr)
-            .map(|id| &self.funcs[id.0 as usize].ty)
+            .map(|id| &*self.funcs[id.0 as usize].ty)
     }
 
     fn trap_at(&self, pc: usize, fault_address: Option<usize>, signal: i32) -> Trap {
@@ -636,6 +653,13 @@ impl StoreOpaque {
         // of memories, tables and globals already registered in the store, and its id must
         // not be reused while those items (and their func refs) exist.
         let result = self.initialize(&mut instance, module, imports);
+        // Registered even if initialisation failed: its segments may have written func
+        // refs of this instance into imported tables before the failure.
+        if !instance.funcs.is_empty() {
+            let start = instance.vmctx.as_ptr() as usize + offsets.func_ref(0) as usize;
+            self.func_ref_arrays
+                .insert(start, (id, instance.funcs.len()));
+        }
         self.instances.push(instance);
         result.map(|start| (id, start))
     }
@@ -755,8 +779,8 @@ impl StoreOpaque {
                     type_id: sig,
                 })
             };
-            self.func_refs.insert(slot as usize, *f);
         }
+        let func_types = module.func_types();
         for (def_index, compiled) in info.compiled.iter() {
             let func_index = FuncIndex(def_index.0 + num_imported_funcs);
             let decl = &info.functions[func_index];
@@ -775,10 +799,9 @@ impl StoreOpaque {
                     instance: id,
                     index: def_index,
                 },
-                ty: info.types[decl.ty.native()].to_native(),
+                ty: func_types[decl.ty.native().0 as usize].clone(),
                 func_ref: slot,
             });
-            self.func_refs.insert(slot as usize, fid);
             instance.funcs.push(fid);
         }
 
