@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use kiln_artifact::vmoffsets::VMCTX_MAGIC;
-use kiln_artifact::{ArchivedModuleInfo, VMOffsets};
+use kiln_artifact::{ArchivedModuleInfo, DefinedFuncIndex, FuncIndex, VMOffsets};
 
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
@@ -65,8 +65,9 @@ pub struct Instance {
     pub offsets: VMOffsets,
     /// Its vmctx.
     pub vmctx: VMContextAlloc,
-    /// Every function of its index space.
-    pub funcs: Vec<FuncId>,
+    /// The functions it imports, in import order (its defined functions need no list: their
+    /// ids are this instance and their index, [`Instance::func`]).
+    pub imported_funcs: Vec<FuncId>,
     /// Every table of its index space.
     pub tables: Vec<TableId>,
     /// Every memory of its index space.
@@ -88,6 +89,16 @@ impl Instance {
     /// The module's metadata.
     pub fn info(&self) -> &ArchivedModuleInfo {
         self.module.info()
+    }
+
+    /// The function at `index` of its index space: an import, or one of its own.
+    pub fn func(&self, index: FuncIndex) -> FuncId {
+        let imported = self.info().num_imported_funcs.to_native();
+        if index.0 < imported {
+            self.imported_funcs[index.0 as usize]
+        } else {
+            FuncId::wasm(self.id, DefinedFuncIndex(index.0 - imported))
+        }
     }
 
     /// Checks the magic and returns the instance that owns `vmctx`.

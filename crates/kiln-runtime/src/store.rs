@@ -36,10 +36,49 @@ id!(
     /// An instance of a store.
     InstanceId
 );
-id!(
-    /// A function of a store.
-    FuncId
-);
+/// A function of a store: a host function, or a defined function of an instance. The id
+/// says which, so instantiation creates nothing per function: the id of an instance's
+/// function is its instance and index, and what the store knows of it is read from the
+/// module when asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncId {
+    /// The instance, or [`FuncId::HOST`] for host functions.
+    owner: u32,
+    /// The defined-function index in the instance, or the host function's index.
+    index: u32,
+}
+
+/// What a [`FuncId`] names.
+enum FuncOwner {
+    Host(usize),
+    Wasm(InstanceId, DefinedFuncIndex),
+}
+
+impl FuncId {
+    const HOST: u32 = u32::MAX;
+
+    fn host(index: usize) -> FuncId {
+        FuncId {
+            owner: Self::HOST,
+            index: index as u32,
+        }
+    }
+
+    pub(crate) fn wasm(instance: InstanceId, index: DefinedFuncIndex) -> FuncId {
+        FuncId {
+            owner: instance.0,
+            index: index.0,
+        }
+    }
+
+    fn owner(self) -> FuncOwner {
+        if self.owner == Self::HOST {
+            FuncOwner::Host(self.index as usize)
+        } else {
+            FuncOwner::Wasm(InstanceId(self.owner), DefinedFuncIndex(self.index))
+        }
+    }
+}
 id!(
     /// A memory of a store.
     MemoryId
@@ -136,24 +175,12 @@ pub enum InstantiateError {
     Host(HostError),
 }
 
-/// What a function is.
-enum FuncKind {
-    Wasm {
-        instance: InstanceId,
-        index: DefinedFuncIndex,
-    },
-    Host {
-        ctx: Box<VMHostFuncContext>,
-        /// Its own func ref, filled the first time a module provides a trampoline for it.
-        func_ref: Box<VMFuncRef>,
-    },
-}
-
-struct FuncData {
-    kind: FuncKind,
-    /// Shared with the module's other functions of this type (`LoadedModule::func_types`).
-    ty: Arc<FuncType>,
-    func_ref: *const VMFuncRef,
+/// A host function of the store.
+struct HostFunc {
+    ctx: Box<VMHostFuncContext>,
+    /// Its own func ref, filled the first time a module provides a trampoline for it.
+    func_ref: Box<VMFuncRef>,
+    ty: FuncType,
 }
 
 /// A global's storage.
@@ -172,7 +199,7 @@ pub struct StoreOpaque {
     ctx: Box<VMStoreContext>,
     config: StoreConfig,
     // Instances are dropped after the items that their vmctx describes (field order).
-    funcs: Vec<FuncData>,
+    host_funcs: Vec<HostFunc>,
     memories: Vec<Box<Memory>>,
     tables: Vec<Box<Table>>,
     globals: Vec<GlobalData>,
@@ -232,7 +259,7 @@ impl<D: 'static> Store<D> {
                     opaque: std::ptr::null(),
                 }),
                 config,
-                funcs: Vec::new(),
+                host_funcs: Vec::new(),
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
@@ -265,12 +292,8 @@ impl<D: 'static> Store<D> {
             type_id: ty.signature_id().0,
         });
         let ptr: *const VMFuncRef = &*func_ref;
-        let id = FuncId(self.opaque.funcs.len() as u32);
-        self.opaque.funcs.push(FuncData {
-            kind: FuncKind::Host { ctx, func_ref },
-            ty: Arc::new(ty),
-            func_ref: ptr,
-        });
+        let id = FuncId::host(self.opaque.host_funcs.len());
+        self.opaque.host_funcs.push(HostFunc { ctx, func_ref, ty });
         self.opaque.host_func_refs.insert(ptr as usize, id);
         id
     }
@@ -283,17 +306,17 @@ impl<D: 'static> Store<D> {
     /// or valid references of this store (a `funcref` is a `VMFuncRef` pointer that wasm
     /// calls through). The facade checks both.
     pub unsafe fn call(&mut self, func: FuncId, values: &mut [ValRaw]) -> Result<(), CallError> {
-        let data = &self.opaque.funcs[func.0 as usize];
+        let ty = self.opaque.func_ty(func);
         assert!(
-            values.len() >= data.ty.params.len().max(data.ty.results.len()),
+            values.len() >= ty.params.len().max(ty.results.len()),
             "value array too short for the function's signature"
         );
-        match &data.kind {
-            FuncKind::Host { ctx, .. } => {
-                let f = host_fn::<D>(ctx);
+        match func.owner() {
+            FuncOwner::Host(i) => {
+                let f = host_fn::<D>(&self.opaque.host_funcs[i].ctx);
                 f(self, None, values).map_err(CallError::Host)
             }
-            &FuncKind::Wasm { instance, index } => {
+            FuncOwner::Wasm(instance, index) => {
                 let inst = &self.opaque.instances[instance.0 as usize];
                 let info = inst.info();
                 let compiled = &info.compiled[index];
@@ -406,7 +429,7 @@ impl<D> Store<D> {
 
     /// The signature of `func`.
     pub fn func_ty(&self, func: FuncId) -> &FuncType {
-        &self.opaque.funcs[func.0 as usize].ty
+        self.opaque.func_ty(func)
     }
 
     /// The `*const VMFuncRef` of `func`, as stored in tables and `funcref` values.
@@ -415,29 +438,35 @@ impl<D> Store<D> {
     /// borrows the wasm-to-array trampoline of its signature from a module of the store, and
     /// fails if there is none (wasm could not call it safely).
     pub fn func_ref(&mut self, func: FuncId) -> Result<*const VMFuncRef, String> {
-        let StoreOpaque { funcs, modules, .. } = &mut self.opaque;
-        let data = &mut funcs[func.0 as usize];
-        if let FuncKind::Host { func_ref, .. } = &mut data.kind
-            && func_ref.wasm_call.is_null()
-        {
+        let index = match func.owner() {
+            FuncOwner::Wasm(..) => return Ok(self.opaque.wasm_func_ref(func)),
+            FuncOwner::Host(i) => i,
+        };
+        let StoreOpaque {
+            host_funcs,
+            modules,
+            ..
+        } = &mut self.opaque;
+        let host = &mut host_funcs[index];
+        if host.func_ref.wasm_call.is_null() {
             let trampoline = modules.iter().find_map(|m| {
                 let info = m.info();
-                let (ty, _) = info.types.iter().find(|(_, t)| t.matches(&data.ty))?;
+                let (ty, _) = info.types.iter().find(|(_, t)| t.matches(&host.ty))?;
                 let start = info.trampolines.get(ty)?.wasm_to_array.start.to_native();
                 Some(m.code_base().wrapping_add(start as usize))
             });
             match trampoline {
-                Some(t) => func_ref.wasm_call = t,
+                Some(t) => host.func_ref.wasm_call = t,
                 None => {
                     return Err(format!(
                         "host function of type {} cannot be used as a funcref before a \
                          module with that signature is instantiated in the store",
-                        data.ty
+                        host.ty
                     ));
                 }
             }
         }
-        Ok(data.func_ref)
+        Ok(&*host.func_ref)
     }
 
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
@@ -469,14 +498,43 @@ impl StoreOpaque {
         if !offset.is_multiple_of(stride) || offset / stride >= len {
             return None;
         }
-        Some(self.instances[instance.0 as usize].funcs[offset / stride])
+        let index = FuncIndex((offset / stride) as u32);
+        Some(self.instances[instance.0 as usize].func(index))
+    }
+
+    /// The signature of `func`.
+    pub fn func_ty(&self, func: FuncId) -> &FuncType {
+        match func.owner() {
+            FuncOwner::Host(i) => &self.host_funcs[i].ty,
+            FuncOwner::Wasm(instance, index) => {
+                let instance = &self.instances[instance.0 as usize];
+                let info = instance.info();
+                let func_index = FuncIndex(index.0 + info.num_imported_funcs.to_native());
+                let ty = info.functions[func_index].ty.native();
+                &instance.module.func_types()[ty.0 as usize]
+            }
+        }
+    }
+
+    /// The func ref of a wasm function: its slot in its instance's vmctx.
+    fn wasm_func_ref(&self, func: FuncId) -> *const VMFuncRef {
+        let FuncOwner::Wasm(instance, index) = func.owner() else {
+            unreachable!("wasm_func_ref of a host function")
+        };
+        let instance = &self.instances[instance.0 as usize];
+        let func_index = index.0 + instance.info().num_imported_funcs.to_native();
+        instance
+            .vmctx
+            .as_ptr()
+            .wrapping_add(instance.offsets.func_ref(func_index) as usize)
+            .cast_const()
+            .cast()
     }
 
     /// The exact type of the function a `VMFuncRef` pointer names, if it is one of this
     /// store's.
     pub fn func_type_of_ref(&self, ptr: *const VMFuncRef) -> Option<&FuncType> {
-        self.func_from_ref(ptr)
-            .map(|id| &*self.funcs[id.0 as usize].ty)
+        self.func_from_ref(ptr).map(|id| self.func_ty(id))
     }
 
     fn trap_at(&self, pc: usize, fault_address: Option<usize>, signal: i32) -> Trap {
@@ -640,7 +698,7 @@ impl StoreOpaque {
             module: module.clone(),
             offsets,
             vmctx,
-            funcs: Vec::with_capacity(info.functions.len()),
+            imported_funcs: Vec::with_capacity(info.num_imported_funcs.to_native() as usize),
             tables: Vec::with_capacity(info.tables.len()),
             memories: Vec::with_capacity(info.memories.len()),
             memory_ptrs: Vec::with_capacity(info.memories.len()),
@@ -655,10 +713,10 @@ impl StoreOpaque {
         let result = self.initialize(&mut instance, module, imports);
         // Registered even if initialisation failed: its segments may have written func
         // refs of this instance into imported tables before the failure.
-        if !instance.funcs.is_empty() {
+        if !info.functions.is_empty() {
             let start = instance.vmctx.as_ptr() as usize + offsets.func_ref(0) as usize;
             self.func_ref_arrays
-                .insert(start, (id, instance.funcs.len()));
+                .insert(start, (id, info.functions.len()));
         }
         self.instances.push(instance);
         result.map(|start| (id, start))
@@ -674,7 +732,6 @@ impl StoreOpaque {
     ) -> Result<Option<FuncId>, InstantiateError> {
         let info: &ArchivedModuleInfo = module.info();
         let offsets = instance.offsets;
-        let id = instance.id;
         let vm = &instance.vmctx;
         let code_base = module.code_base();
         // SAFETY: (for every write below): each field pointer comes from `VMContextAlloc::field`,
@@ -696,19 +753,21 @@ impl StoreOpaque {
         for (import, ext) in info.imports.iter().zip(imports) {
             match (import.index.native(), *ext) {
                 (EntityIndex::Function(i), Extern::Func(f)) => {
-                    let data = &self.funcs[f.0 as usize];
                     let import_ty = info.functions[i].ty.native();
                     let wasm_to_array = code_base.wrapping_add(
                         info.trampolines[import_ty].wasm_to_array.start.to_native() as usize,
                     );
-                    let record = match &data.kind {
-                        FuncKind::Host { ctx, .. } => VMFunctionImport {
+                    let record = match f.owner() {
+                        FuncOwner::Host(h) => VMFunctionImport {
                             wasm_call: wasm_to_array,
-                            vmctx: (&**ctx as *const VMHostFuncContext).cast_mut().cast(),
+                            vmctx: (&*self.host_funcs[h].ctx as *const VMHostFuncContext)
+                                .cast_mut()
+                                .cast(),
                         },
-                        FuncKind::Wasm { .. } => {
-                            // SAFETY: a wasm function's func ref lives in its instance's vmctx.
-                            let r = unsafe { *data.func_ref };
+                        FuncOwner::Wasm(..) => {
+                            // SAFETY: a wasm function's func ref lives in the vmctx of its
+                            // instance, which was initialised before this one could import it.
+                            let r = unsafe { *self.wasm_func_ref(f) };
                             VMFunctionImport {
                                 wasm_call: r.wasm_call,
                                 vmctx: r.vmctx,
@@ -720,13 +779,13 @@ impl StoreOpaque {
                         vm.field::<VMFunctionImport>(offsets.imported_function(i.0))
                             .write(record)
                     };
-                    if let FuncKind::Host { func_ref, .. } = &mut self.funcs[f.0 as usize].kind
-                        && func_ref.wasm_call.is_null()
+                    if let FuncOwner::Host(h) = f.owner()
+                        && self.host_funcs[h].func_ref.wasm_call.is_null()
                     {
-                        func_ref.wasm_call = wasm_to_array;
+                        self.host_funcs[h].func_ref.wasm_call = wasm_to_array;
                     }
                     import_funcs.push((i, f, record));
-                    instance.funcs.push(f);
+                    instance.imported_funcs.push(f);
                 }
                 (EntityIndex::Table(i), Extern::Table(t)) => {
                     let table = &mut self.tables[t.0 as usize];
@@ -766,10 +825,10 @@ impl StoreOpaque {
             }
         }
 
-        // Func refs of every function; a FuncId for each defined one.
+        // Func refs of every function (the ids of defined ones are their indices).
         let num_imported_funcs = info.num_imported_funcs.to_native();
         for (i, f, record) in &import_funcs {
-            let sig = self.funcs[f.0 as usize].ty.signature_id().0;
+            let sig = self.func_ty(*f).signature_id().0;
             let slot = vm.field::<VMFuncRef>(offsets.func_ref(i.0));
             // SAFETY: see above.
             unsafe {
@@ -780,7 +839,6 @@ impl StoreOpaque {
                 })
             };
         }
-        let func_types = module.func_types();
         for (def_index, compiled) in info.compiled.iter() {
             let func_index = FuncIndex(def_index.0 + num_imported_funcs);
             let decl = &info.functions[func_index];
@@ -793,16 +851,6 @@ impl StoreOpaque {
                     type_id: decl.signature.native().0,
                 })
             };
-            let fid = FuncId(self.funcs.len() as u32);
-            self.funcs.push(FuncData {
-                kind: FuncKind::Wasm {
-                    instance: id,
-                    index: def_index,
-                },
-                ty: func_types[decl.ty.native().0 as usize].clone(),
-                func_ref: slot,
-            });
-            instance.funcs.push(fid);
         }
 
         // Defined memories.
@@ -908,10 +956,7 @@ impl StoreOpaque {
             }
         }
 
-        let start = info
-            .start
-            .as_ref()
-            .map(|s| instance.funcs[s.native().0 as usize]);
+        let start = info.start.as_ref().map(|s| instance.func(s.native()));
         Ok(start)
     }
 
@@ -933,7 +978,7 @@ impl StoreOpaque {
     pub fn instance_item(&self, id: InstanceId, index: EntityIndex) -> Extern {
         let inst = self.instance(id);
         match index {
-            EntityIndex::Function(i) => Extern::Func(inst.funcs[i.0 as usize]),
+            EntityIndex::Function(i) => Extern::Func(inst.func(i)),
             EntityIndex::Table(i) => Extern::Table(inst.tables[i.0 as usize]),
             EntityIndex::Memory(i) => Extern::Memory(inst.memories[i.0 as usize]),
             EntityIndex::Global(i) => Extern::Global(inst.globals[i.0 as usize]),
