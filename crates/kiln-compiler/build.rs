@@ -41,13 +41,13 @@ fn main() {
     println!("cargo:rerun-if-changed={}", lock.display());
     files.push(lock);
     files.sort();
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut hasher = twox_hash::XxHash3_128::new();
     for file in &files {
         let name = file.strip_prefix(crates.parent().unwrap()).unwrap_or(file);
-        hasher.update(name.to_string_lossy().as_bytes());
-        hasher.update(&[0]);
-        hasher.update(&std::fs::read(file).unwrap_or_default());
-        hasher.update(&[0]);
+        hasher.write(name.to_string_lossy().as_bytes());
+        hasher.write(&[0]);
+        hasher.write(&std::fs::read(file).unwrap_or_default());
+        hasher.write(&[0]);
     }
-    println!("cargo:rustc-env=KILN_BUILD_ID={:032x}", hasher.digest128());
+    println!("cargo:rustc-env=KILN_BUILD_ID={:032x}", hasher.finish_128());
 }

@@ -347,9 +347,9 @@ impl Header {
 /// [`HEADER_SIZE`] bytes long.
 pub fn checksum(file: &[u8]) -> u128 {
     const _: () = assert!(CHECKSUM_FIELD + 16 == SEAL_FIELD);
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    hasher.update(&file[..CHECKSUM_FIELD]);
-    hasher.update(&[0u8; 16 + SEAL_LEN]);
-    hasher.update(&file[SEAL_FIELD + SEAL_LEN..]);
-    hasher.digest128()
+    let mut hasher = twox_hash::XxHash3_128::new();
+    hasher.write(&file[..CHECKSUM_FIELD]);
+    hasher.write(&[0u8; 16 + SEAL_LEN]);
+    hasher.write(&file[SEAL_FIELD + SEAL_LEN..]);
+    hasher.finish_128()
 }

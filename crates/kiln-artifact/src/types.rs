@@ -241,7 +241,7 @@ fn signature_id(
     let hash = if COLLIDING_HASHES.load(core::sync::atomic::Ordering::Relaxed) {
         0
     } else {
-        xxhash_rust::xxh3::xxh3_64(&bytes)
+        twox_hash::XxHash3_64::oneshot(&bytes)
     };
     SignatureId(hash | HASHED_TAG)
 }

@@ -78,7 +78,7 @@ impl CacheKey {
         input.extend_from_slice(fingerprint.as_bytes());
         input.extend_from_slice(digest.bytes());
         CacheKey(match secret {
-            None => xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes(),
+            None => twox_hash::XxHash3_128::oneshot(&input).to_le_bytes(),
             Some(key) => {
                 let names = blake3::keyed_hash(&key.derive(NAME_CONTEXT), &input);
                 names.as_bytes()[..16].try_into().expect("16 of 32 bytes")
