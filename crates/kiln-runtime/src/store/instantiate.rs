@@ -1,0 +1,373 @@
+//! Instantiation: checking a module's needs against the store's limits, filling the new
+//! instance's vmctx (imports, func refs), creating its memories, tables and globals, and
+//! writing its element and data segments. Nothing here is done per function beyond the
+//! func-ref slots of the vmctx: function ids are computed from the instance.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use kiln_artifact::{
+    ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo, EntityIndex,
+    FuncIndex, MemoryType,
+};
+
+use super::convert::{global_type, table_type};
+use super::{
+    Extern, FuncId, FuncOwner, GlobalData, GlobalId, InstanceId, InstantiateError, MemoryId,
+    StoreOpaque, TableId, Trap,
+};
+use crate::builtins::BUILTINS;
+use crate::instance::{Instance, VMContextAlloc};
+use crate::loader::LoadedModule;
+use crate::memory::Memory;
+use crate::table::Table;
+use crate::vmcontext::{
+    VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMHostFuncContext, VMMemoryDefinition,
+    VMStoreContext, VMTableDefinition, ValRaw,
+};
+
+impl StoreOpaque {
+    fn register_module(&mut self, module: &Arc<LoadedModule>) {
+        if !self.modules.iter().any(|m| Arc::ptr_eq(m, module)) {
+            self.modules.push(module.clone());
+            if module.code_len() > 0 {
+                self.code_ranges.push(module.code_range());
+            }
+        }
+    }
+
+    pub(super) fn instantiate(
+        &mut self,
+        module: &Arc<LoadedModule>,
+        imports: &[Extern],
+    ) -> Result<(InstanceId, Option<FuncId>), InstantiateError> {
+        let info: &ArchivedModuleInfo = module.info();
+        if imports.len() != info.imports.len() {
+            return Err(InstantiateError::Resource(format!(
+                "expected {} imports, got {}",
+                info.imports.len(),
+                imports.len()
+            )));
+        }
+        let defined = |all: usize, imported: &rkyv::rend::u32_le| {
+            all.saturating_sub(imported.to_native() as usize)
+        };
+        let counts = [
+            ("instances", self.instances.len() + 1, self.limits.instances),
+            (
+                "memories",
+                self.memories.len() + defined(info.memories.len(), &info.num_imported_memories),
+                self.limits.memories,
+            ),
+            (
+                "tables",
+                self.tables.len() + defined(info.tables.len(), &info.num_imported_tables),
+                self.limits.tables,
+            ),
+        ];
+        for (what, needed, limit) in counts {
+            if needed > limit {
+                return Err(InstantiateError::Resource(format!(
+                    "instantiation needs {needed} {what} in the store, over its limit of {limit}"
+                )));
+            }
+        }
+        // Sizes too, before anything is allocated, so a refused instantiation leaves
+        // nothing behind in the store.
+        let memory_limit = self.limits.memory_pages();
+        let defined_memories = info
+            .memories
+            .iter()
+            .skip(info.num_imported_memories.to_native() as usize);
+        for (_, ty) in defined_memories {
+            if ty.min.to_native() > memory_limit {
+                return Err(InstantiateError::Resource(format!(
+                    "memory minimum of {} pages exceeds the store's limit of {memory_limit} pages",
+                    ty.min.to_native()
+                )));
+            }
+        }
+        let table_limit = self.limits.table_elements;
+        let defined_tables = info
+            .tables
+            .iter()
+            .skip(info.num_imported_tables.to_native() as usize);
+        for (_, ty) in defined_tables {
+            if ty.min.to_native() > table_limit {
+                return Err(InstantiateError::Resource(format!(
+                    "table minimum of {} elements exceeds the store's limit of {table_limit}",
+                    ty.min.to_native()
+                )));
+            }
+        }
+        self.register_module(module);
+        let offsets = info.vmoffsets(8);
+        let vmctx = VMContextAlloc::new(offsets.size());
+        let id = InstanceId(self.instances.len() as u32);
+        let mut instance = Box::new(Instance {
+            id,
+            module: module.clone(),
+            offsets,
+            vmctx,
+            imported_funcs: Vec::with_capacity(info.num_imported_funcs.to_native() as usize),
+            tables: Vec::with_capacity(info.tables.len()),
+            memories: Vec::with_capacity(info.memories.len()),
+            memory_ptrs: Vec::with_capacity(info.memories.len()),
+            globals: Vec::with_capacity(info.globals.len()),
+            table_ptrs: Vec::with_capacity(info.tables.len()),
+            dropped_data: (0..info.data.len()).map(|_| Cell::new(false)).collect(),
+            dropped_elems: (0..info.elements.len()).map(|_| Cell::new(false)).collect(),
+        });
+        // The instance is kept even if initialisation fails: its vmctx holds the definitions
+        // of memories, tables and globals already registered in the store, and its id must
+        // not be reused while those items (and their func refs) exist.
+        let result = self.initialize(&mut instance, module, imports);
+        // Registered even if initialisation failed: its segments may have written func
+        // refs of this instance into imported tables before the failure.
+        if !info.functions.is_empty() {
+            let start = instance.vmctx.as_ptr() as usize + offsets.func_ref(0) as usize;
+            self.func_ref_arrays
+                .insert(start, (id, info.functions.len()));
+        }
+        self.instances.push(instance);
+        result.map(|start| (id, start))
+    }
+
+    /// Fills the vmctx of a new instance, allocates its items and writes its segments.
+    /// Returns its start function.
+    fn initialize(
+        &mut self,
+        instance: &mut Instance,
+        module: &Arc<LoadedModule>,
+        imports: &[Extern],
+    ) -> Result<Option<FuncId>, InstantiateError> {
+        let info: &ArchivedModuleInfo = module.info();
+        let offsets = instance.offsets;
+        let vm = &instance.vmctx;
+        let code_base = module.code_base();
+        // SAFETY: (for every write below): each field pointer comes from `VMContextAlloc::field`,
+        // which bounds-checks the offset against the allocation, and the offsets come from
+        // this module's `VMOffsets`, so fields do not overlap.
+        unsafe {
+            vm.field::<*mut VMStoreContext>(offsets.store_context())
+                .write(&mut *self.ctx);
+            vm.field::<*const u8>(offsets.builtins())
+                .write((&BUILTINS as *const crate::vmcontext::VMBuiltinFunctions).cast());
+            vm.field::<*const Instance>(offsets.instance())
+                .write(&raw const *instance);
+            vm.field::<u32>(offsets.magic())
+                .write(kiln_artifact::vmoffsets::VMCTX_MAGIC);
+        }
+
+        // Imports.
+        let mut import_funcs = Vec::new();
+        for (import, ext) in info.imports.iter().zip(imports) {
+            match (import.index.native(), *ext) {
+                (EntityIndex::Function(i), Extern::Func(f)) => {
+                    let import_ty = info.functions[i].ty.native();
+                    let wasm_to_array = code_base.wrapping_add(
+                        info.trampolines[import_ty].wasm_to_array.start.to_native() as usize,
+                    );
+                    let record = match f.owner() {
+                        FuncOwner::Host(h) => VMFunctionImport {
+                            wasm_call: wasm_to_array,
+                            vmctx: (&*self.host_funcs[h].ctx as *const VMHostFuncContext)
+                                .cast_mut()
+                                .cast(),
+                        },
+                        FuncOwner::Wasm(..) => {
+                            // SAFETY: a wasm function's func ref lives in the vmctx of its
+                            // instance, which was initialised before this one could import it.
+                            let r = unsafe { *self.wasm_func_ref(f) };
+                            VMFunctionImport {
+                                wasm_call: r.wasm_call,
+                                vmctx: r.vmctx,
+                            }
+                        }
+                    };
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<VMFunctionImport>(offsets.imported_function(i.0))
+                            .write(record)
+                    };
+                    if let FuncOwner::Host(h) = f.owner()
+                        && self.host_funcs[h].func_ref.wasm_call.is_null()
+                    {
+                        self.host_funcs[h].func_ref.wasm_call = wasm_to_array;
+                    }
+                    import_funcs.push((i, f, record));
+                    instance.imported_funcs.push(f);
+                }
+                (EntityIndex::Table(i), Extern::Table(t)) => {
+                    let table = &mut self.tables[t.0 as usize];
+                    let def = table.definition();
+                    instance.table_ptrs.push(&mut **table);
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<*mut VMTableDefinition>(offsets.imported_table(i.0))
+                            .write(def)
+                    };
+                    instance.tables.push(t);
+                }
+                (EntityIndex::Memory(i), Extern::Memory(m)) => {
+                    let mem = &mut self.memories[m.0 as usize];
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<*mut VMMemoryDefinition>(offsets.imported_memory(i.0))
+                            .write(mem.definition())
+                    };
+                    instance.memory_ptrs.push(&mut **mem);
+                    instance.memories.push(m);
+                }
+                (EntityIndex::Global(i), Extern::Global(g)) => {
+                    // SAFETY: see above.
+                    unsafe {
+                        vm.field::<*mut VMGlobalDefinition>(offsets.imported_global(i.0))
+                            .write(self.globals[g.0 as usize].definition)
+                    };
+                    instance.globals.push(g);
+                }
+                (index, ext) => {
+                    return Err(InstantiateError::Resource(format!(
+                        "import {}::{} is {index:?} but was given {ext:?}",
+                        import.module, import.name
+                    )));
+                }
+            }
+        }
+
+        // Func refs of every function (the ids of defined ones are their indices).
+        let num_imported_funcs = info.num_imported_funcs.to_native();
+        for (i, f, record) in &import_funcs {
+            let sig = self.func_ty(*f).signature_id().0;
+            let slot = vm.field::<VMFuncRef>(offsets.func_ref(i.0));
+            // SAFETY: see above.
+            unsafe {
+                slot.write(VMFuncRef {
+                    wasm_call: record.wasm_call,
+                    vmctx: record.vmctx,
+                    type_id: sig,
+                })
+            };
+        }
+        for (def_index, compiled) in info.compiled.iter() {
+            let func_index = FuncIndex(def_index.0 + num_imported_funcs);
+            let decl = &info.functions[func_index];
+            let slot = vm.field::<VMFuncRef>(offsets.func_ref(func_index.0));
+            // SAFETY: see above.
+            unsafe {
+                slot.write(VMFuncRef {
+                    wasm_call: code_base.wrapping_add(compiled.body.start.to_native() as usize),
+                    vmctx: vm.as_ptr(),
+                    type_id: decl.signature.native().0,
+                })
+            };
+        }
+
+        // Defined memories.
+        for (i, ty) in info
+            .memories
+            .iter()
+            .skip(info.num_imported_memories.to_native() as usize)
+        {
+            let ty = MemoryType {
+                min: ty.min.to_native(),
+                max: ty.max.as_ref().map(|m| m.to_native()),
+                memory64: ty.memory64,
+                shared: ty.shared,
+            };
+            let mut mem = Memory::new(ty, self.config.memory_strategy, self.limits.memory_pages())
+                .map_err(InstantiateError::Resource)?;
+            let defined = i.0 - info.num_imported_memories.to_native();
+            let slot = vm.field::<VMMemoryDefinition>(offsets.defined_memory(defined));
+            // SAFETY: the slot lies in the vmctx, which lives as long as the store that owns
+            // this memory.
+            unsafe { mem.relocate_definition(slot) };
+            let mid = MemoryId(self.memories.len() as u32);
+            instance.memory_ptrs.push(&mut *mem);
+            self.memories.push(mem);
+            instance.memories.push(mid);
+        }
+
+        // Defined tables.
+        for (i, ty) in info
+            .tables
+            .iter()
+            .skip(info.num_imported_tables.to_native() as usize)
+        {
+            let ty = table_type(ty);
+            // SAFETY: null is a valid element of every table.
+            let mut table = unsafe { Table::new(ty, std::ptr::null(), self.limits.table_elements) }
+                .map_err(InstantiateError::Resource)?;
+            let defined = i.0 - info.num_imported_tables.to_native();
+            let slot = vm.field::<VMTableDefinition>(offsets.defined_table(defined));
+            // SAFETY: as for memories.
+            unsafe { table.relocate_definition(slot) };
+            let tid = TableId(self.tables.len() as u32);
+            instance.table_ptrs.push(&mut *table);
+            self.tables.push(table);
+            instance.tables.push(tid);
+        }
+
+        // Defined globals, in order: an initialiser may read the globals before it.
+        for (i, decl) in info
+            .globals
+            .iter()
+            .skip(info.num_imported_globals.to_native() as usize)
+        {
+            let value = match decl.init.as_ref() {
+                Some(e) => instance.const_value(e),
+                None => ValRaw::default(),
+            };
+            let defined = i.0 - info.num_imported_globals.to_native();
+            let slot = vm.field::<VMGlobalDefinition>(offsets.defined_global(defined));
+            // SAFETY: see above.
+            unsafe {
+                slot.write(VMGlobalDefinition {
+                    bytes: value.get_u128().to_le_bytes(),
+                })
+            };
+            let gid = GlobalId(self.globals.len() as u32);
+            self.globals.push(GlobalData {
+                ty: global_type(&decl.ty),
+                definition: slot,
+                _own: None,
+            });
+            instance.globals.push(gid);
+        }
+
+        // Segments, WebAssembly 2.0: element segments then data segments, in order, each
+        // active one written as `table.init`/`memory.init` followed by its drop. The first
+        // that does not fit traps, leaving the writes before it in place.
+        for (e, seg) in info.elements.iter() {
+            match &seg.kind {
+                ArchivedElemKind::Active { table, offset } => {
+                    let dst = instance.const_value(offset).get_u32();
+                    let len = match &seg.items {
+                        ArchivedElemItems::Functions(fs) => fs.len(),
+                        ArchivedElemItems::Exprs(es) => es.len(),
+                    } as u32;
+                    instance
+                        .table_init(table.native().0, e.0, dst, 0, len)
+                        .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                    instance.elem_drop(e.0);
+                }
+                ArchivedElemKind::Declared => instance.elem_drop(e.0),
+                ArchivedElemKind::Passive => {}
+            }
+        }
+        for (d, seg) in info.data.iter() {
+            if let ArchivedDataKind::Active { memory, offset } = &seg.kind {
+                let dst = instance.const_value(offset).get_u32();
+                let len = seg.bytes.len.to_native();
+                instance
+                    .memory_init(memory.native().0, d.0, u64::from(dst), 0, len)
+                    .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                instance.data_drop(d.0);
+            }
+        }
+
+        let start = info.start.as_ref().map(|s| instance.func(s.native()));
+        Ok(start)
+    }
+}
