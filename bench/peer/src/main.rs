@@ -1,0 +1,198 @@
+//! Kiln against Wasmtime on the same modules, side by side in one process: compile time,
+//! artifact size, loading the artifact from a file (Kiln unchecked and checked, Wasmtime's
+//! `deserialize_file`), instantiation, load + instantiate. Medians over many runs, and the
+//! ratio Kiln / Wasmtime.
+//!
+//! `cargo run --release --manifest-path bench/peer/Cargo.toml --target-dir target -- a.wasm
+//! [b.wasm ...]`. Imports are defined as functions that fail when called (Wasmtime's
+//! `define_unknown_imports_as_traps`; the same by hand for Kiln), so WASI programs
+//! instantiate without a WASI implementation; nothing is run. Both engines use their
+//! default configuration.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Runs of each timed step (the median is reported).
+const RUNS: usize = 201;
+const COMPILE_RUNS: usize = 3;
+
+fn median(f: &mut dyn FnMut(), runs: usize) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[derive(Default)]
+struct Row {
+    compile: Duration,
+    artifact_bytes: u64,
+    load: Duration,
+    load_checked: Option<Duration>,
+    instantiate: Duration,
+    load_and_instantiate: Duration,
+}
+
+fn kiln_row(wasm: &[u8], dir: &Path) -> Row {
+    let engine = kiln::Engine::default();
+    let mut artifact = Vec::new();
+    let compile = median(
+        &mut || artifact = engine.precompile_module(wasm).expect("kiln compiles"),
+        COMPILE_RUNS,
+    );
+    let path = dir.join("module.kiln");
+    std::fs::write(&path, &artifact).unwrap();
+    // SAFETY (all loads below): the artifact was written by this engine just now and is not
+    // changed while it is loaded.
+    let load_unchecked = || unsafe { kiln::Module::deserialize_file_unchecked(&engine, &path) };
+    let load = median(&mut || drop(load_unchecked().unwrap()), RUNS);
+    let load_checked = median(
+        &mut || drop(unsafe { kiln::Module::deserialize_file(&engine, &path) }.unwrap()),
+        RUNS,
+    );
+    let module = load_unchecked().unwrap();
+    let linker = kiln_linker(&engine, &module);
+    let instantiate_once = |module: &kiln::Module| {
+        let mut store = kiln::Store::new(&engine, ());
+        linker
+            .instantiate(&mut store, module)
+            .expect("kiln instantiates");
+    };
+    let instantiate = median(&mut || instantiate_once(&module), RUNS);
+    let load_and_instantiate = median(&mut || instantiate_once(&load_unchecked().unwrap()), RUNS);
+    Row {
+        compile,
+        artifact_bytes: artifact.len() as u64,
+        load,
+        load_checked: Some(load_checked),
+        instantiate,
+        load_and_instantiate,
+    }
+}
+
+/// A linker that defines every function import of `module` as a function that fails.
+fn kiln_linker(engine: &kiln::Engine, module: &kiln::Module) -> kiln::Linker<()> {
+    let mut linker = kiln::Linker::new(engine);
+    for import in module.imports() {
+        let ty = import.ty();
+        let ty = ty
+            .func()
+            .expect("only function imports are supported")
+            .clone();
+        linker
+            .func_new(import.module(), import.name(), ty, |_, _, _| {
+                Err(kiln::Error::Link("not provided by the peer bench".into()))
+            })
+            .unwrap();
+    }
+    linker
+}
+
+fn wasmtime_row(wasm: &[u8], dir: &Path) -> Row {
+    let engine = wasmtime::Engine::default();
+    let mut artifact = Vec::new();
+    let compile = median(
+        &mut || artifact = engine.precompile_module(wasm).expect("wasmtime compiles"),
+        COMPILE_RUNS,
+    );
+    let path = dir.join("module.cwasm");
+    std::fs::write(&path, &artifact).unwrap();
+    // SAFETY: the artifact was written by this engine just now and is not changed.
+    let load_file = || unsafe { wasmtime::Module::deserialize_file(&engine, &path) };
+    let load = median(&mut || drop(load_file().unwrap()), RUNS);
+    let module = load_file().unwrap();
+    let mut linker = wasmtime::Linker::new(&engine);
+    linker.define_unknown_imports_as_traps(&module).unwrap();
+    let instantiate_once = |module: &wasmtime::Module| {
+        let mut store = wasmtime::Store::new(&engine, ());
+        linker
+            .instantiate(&mut store, module)
+            .expect("wasmtime instantiates");
+    };
+    let instantiate = median(&mut || instantiate_once(&module), RUNS);
+    let load_and_instantiate = median(&mut || instantiate_once(&load_file().unwrap()), RUNS);
+    Row {
+        compile,
+        artifact_bytes: artifact.len() as u64,
+        load,
+        load_checked: None,
+        instantiate,
+        load_and_instantiate,
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.2}", a.as_secs_f64() / b.as_secs_f64())
+}
+
+fn main() {
+    let paths: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    if paths.is_empty() {
+        eprintln!("usage: kiln-peer-bench MODULE.wasm...");
+        std::process::exit(2);
+    }
+    let dir = std::env::temp_dir().join(format!("kiln-peer-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("| module | wasm bytes | step | Kiln | Wasmtime | Kiln / Wasmtime |");
+    println!("|---|---:|---|---:|---:|---:|");
+    for path in &paths {
+        let wasm = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        let k = kiln_row(&wasm, &dir);
+        let w = wasmtime_row(&wasm, &dir);
+        let rows: [(&str, String, String, String); 6] = [
+            (
+                "compile",
+                format!("{:.1} ms", k.compile.as_secs_f64() * 1e3),
+                format!("{:.1} ms", w.compile.as_secs_f64() * 1e3),
+                ratio(k.compile, w.compile),
+            ),
+            (
+                "artifact bytes",
+                k.artifact_bytes.to_string(),
+                w.artifact_bytes.to_string(),
+                format!("{:.2}", k.artifact_bytes as f64 / w.artifact_bytes as f64),
+            ),
+            (
+                "load (unchecked)",
+                us(k.load),
+                us(w.load),
+                ratio(k.load, w.load),
+            ),
+            (
+                "load (Kiln checked)",
+                us(k.load_checked.unwrap()),
+                us(w.load),
+                ratio(k.load_checked.unwrap(), w.load),
+            ),
+            (
+                "instantiate",
+                us(k.instantiate),
+                us(w.instantiate),
+                ratio(k.instantiate, w.instantiate),
+            ),
+            (
+                "load + instantiate",
+                us(k.load_and_instantiate),
+                us(w.load_and_instantiate),
+                ratio(k.load_and_instantiate, w.load_and_instantiate),
+            ),
+        ];
+        for (step, kiln, wasmtime, r) in rows {
+            println!(
+                "| {name} | {} | {step} | {kiln} | {wasmtime} | {r} |",
+                wasm.len()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
