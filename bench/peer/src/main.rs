@@ -139,6 +139,18 @@ fn main() {
         eprintln!("usage: kiln-peer-bench MODULE.wasm...");
         std::process::exit(2);
     }
+    // `KILN_PEER_PROFILE=instantiate` loops Kiln's instantiation of the first module only,
+    // for `perf record`.
+    if std::env::var_os("KILN_PEER_PROFILE").is_some_and(|v| v == "instantiate") {
+        let engine = kiln::Engine::default();
+        let module = kiln::Module::new(&engine, std::fs::read(&paths[0]).unwrap()).unwrap();
+        let linker = kiln_linker(&engine, &module);
+        for _ in 0..20_000 {
+            let mut store = kiln::Store::new(&engine, ());
+            linker.instantiate(&mut store, &module).unwrap();
+        }
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("kiln-peer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     println!("| module | wasm bytes | step | Kiln | Wasmtime | Kiln / Wasmtime |");
