@@ -133,17 +133,22 @@ pub struct Module {
 
 /// Whether the file at `path` starts with the artifact magic bytes.
 pub fn is_artifact_file(path: &Path) -> std::io::Result<bool> {
-    use std::io::Read;
-    let mut magic = [0u8; 8];
-    let mut file = std::fs::File::open(path)?;
+    Ok(file_prefix(&std::fs::File::open(path)?)? == ARTIFACT_MAGIC)
+}
+
+/// The first 8 bytes of `file` (fewer if it is shorter; the rest zero), read at offset 0
+/// whatever the file's position.
+fn file_prefix(file: &std::fs::File) -> std::io::Result<[u8; 8]> {
+    use std::os::unix::fs::FileExt;
+    let mut prefix = [0u8; 8];
     let mut n = 0;
-    while n < magic.len() {
-        match file.read(&mut magic[n..])? {
+    while n < prefix.len() {
+        match file.read_at(&mut prefix[n..], n as u64)? {
             0 => break,
             k => n += k,
         }
     }
-    Ok(n == magic.len() && magic == ARTIFACT_MAGIC)
+    Ok(prefix)
 }
 
 /// Loads an artifact that `engine`'s compiler wrote just now.
@@ -158,13 +163,6 @@ pub(crate) fn load_fresh(engine: &Engine, artifact: &[u8]) -> Result<Arc<LoadedM
         )
     }
     .map_err(Error::from_load)
-}
-
-/// Whether `file` holds a wasm binary (WAT text is looked up after parsing, by its binary).
-fn starts_with_wasm_magic(file: &std::fs::File) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut magic = [0u8; 4];
-    file.read_exact_at(&mut magic, 0).is_ok() && magic == *b"\0asm"
 }
 
 pub(crate) fn parse_wat(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
@@ -218,19 +216,24 @@ impl Module {
             path: path.to_owned(),
             source,
         };
-        if is_artifact_file(path).map_err(io)? {
+        // Opened once: the kind of file, the cache lookup and the read all use this handle.
+        let file = std::fs::File::open(path).map_err(io)?;
+        let prefix = file_prefix(&file).map_err(io)?;
+        if prefix == ARTIFACT_MAGIC {
             return Module::deserialize_file_sealed(engine, path);
         }
-        if let Some(cache) = engine.module_cache() {
+        // A wasm binary is looked up by hashing the file; WAT text after parsing, by its
+        // binary (in `new_with_progress`).
+        if let Some(cache) = engine.module_cache()
+            && prefix.starts_with(b"\0asm")
+        {
             engine.check_runnable()?;
-            let file = std::fs::File::open(path).map_err(io)?;
-            if starts_with_wasm_magic(&file)
-                && let Some(loaded) = crate::cached::load_file_hit(engine, cache, &file)
-            {
+            if let Some(loaded) = crate::cached::load_file_hit(engine, cache, &file) {
                 return Ok(Module::from_loaded(engine, loaded));
             }
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io)?;
         Module::new_with_progress(engine, bytes, progress)
     }
 
