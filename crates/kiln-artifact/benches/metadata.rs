@@ -1073,6 +1073,8 @@ mod mirror {
                     fast: m.source.0,
                     strong: m.source.1,
                 },
+                // The bench's modules keep their data segments as they are.
+                memory_image: None,
             }
         }
     }

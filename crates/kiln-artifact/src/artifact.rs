@@ -2,7 +2,7 @@
 //!
 //! Layout: header (512 bytes), metadata archive (16-aligned), padding, text section aligned
 //! to the target's page size so it can be mapped executable straight from the file, then
-//! the data-segment bytes.
+//! the data section: 16-aligned, or page-aligned when it starts with a memory image.
 
 use crate::error::ArtifactError;
 use crate::header::{self, CompatInfo, HEADER_SIZE, Header, SectionRange};
@@ -43,8 +43,14 @@ pub fn build_artifact(parts: &ArtifactParts<'_>) -> Result<Vec<u8>, ArtifactErro
         offset: code_offset,
         len: parts.code.len() as u64,
     };
+    // A memory image at the start of the data section must be mappable from the file, so
+    // the section is then page-aligned like the code.
+    let data_alignment = match parts.info.memory_image {
+        Some(_) => parts.code_alignment.max(16),
+        None => 16,
+    };
     let data = SectionRange {
-        offset: align_to(code.offset + code.len, 16),
+        offset: align_to(code.offset + code.len, data_alignment),
         len: parts.data.len() as u64,
     };
     let total = (data.offset + data.len) as usize;
@@ -126,4 +132,21 @@ pub fn open_checked<'a>(
         .ok_or(ArtifactError::BadMagic)?;
     let info = access_checked(&file[range], header.code.len, header.data.len)?;
     Ok((header, info))
+}
+
+/// Reads the metadata of an artifact into native form, whatever its alignment in memory,
+/// after checking its header, checksum and metadata (but not its compatibility with any
+/// engine). A copy: for tools and tests that look inside artifacts, never the load path.
+pub fn read_metadata(file: &[u8]) -> Result<ModuleInfo, ArtifactError> {
+    let header = Header::parse(file)?;
+    verify_checksum(file, &header)?;
+    let range = header
+        .metadata
+        .bounds(file.len())
+        .ok_or(ArtifactError::BadMagic)?;
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(range.len());
+    aligned.extend_from_slice(&file[range]);
+    let info = access_checked(&aligned, header.code.len, header.data.len)?;
+    rkyv::deserialize::<ModuleInfo, rkyv::rancor::Error>(info)
+        .map_err(|e| ArtifactError::InvalidArchive(e.to_string()))
 }

@@ -22,15 +22,16 @@
 //!
 //! The checksum covers the header too, reserved bytes must be zero, and the sections must lie
 //! exactly where the writer puts them (metadata right after the header, the text section at
-//! the next multiple of the code alignment, data at the next multiple of 16, nothing after
-//! it), so any change to any byte of an artifact is detected in checked mode.
+//! the next multiple of the code alignment, data at the next multiple of 16, or of the code
+//! alignment when it starts with a memory image, nothing after it), so any change to any
+//! byte of an artifact is detected in checked mode.
 
 use crate::error::ArtifactError;
 
 /// First bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"\0KILNART";
 /// Version of the file layout and of the archived metadata types.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 512;
 /// The Kiln version written into artifacts and required when loading them.
@@ -267,6 +268,9 @@ impl Header {
     }
 
     /// Checks that the sections lie exactly where [`crate::build_artifact`] puts them.
+    ///
+    /// A section's alignment is not recorded, so it is accepted at the first multiple of
+    /// any power of two between 16 and 64 KiB after the section before it.
     fn check_layout(&self, file_len: u64) -> Result<(), ArtifactError> {
         let bad = |what: String| Err(ArtifactError::MalformedHeader(what));
         if self.metadata.offset != HEADER_SIZE as u64 {
@@ -276,21 +280,16 @@ impl Header {
             ));
         }
         let meta_end = self.metadata.offset + self.metadata.len;
-        let gap = self.code.offset.wrapping_sub(meta_end);
-        // The text section starts at the first multiple of its alignment (a power of two
-        // between 16 and 64 KiB) after the metadata.
-        let aligned = (4..=16).any(|shift| {
-            let align = 1u64 << shift;
-            self.code.offset.is_multiple_of(align) && gap < align && self.code.offset >= meta_end
-        });
-        if !aligned {
+        if !first_aligned_after(self.code.offset, meta_end) {
             return bad(format!(
                 "code section at {} is not aligned after the metadata ending at {meta_end}",
                 self.code.offset
             ));
         }
         let code_end = self.code.offset + self.code.len;
-        if self.data.offset != code_end.div_ceil(16) * 16 {
+        // The data section starts at the first multiple of 16 after the code, or of the
+        // code's alignment when it begins with a memory image.
+        if !first_aligned_after(self.data.offset, code_end) {
             return bad(format!(
                 "data section at {} does not follow the code section ending at {code_end}",
                 self.data.offset
@@ -352,4 +351,14 @@ pub fn checksum(file: &[u8]) -> u128 {
     hasher.write(&[0u8; 16 + SEAL_LEN]);
     hasher.write(&file[SEAL_FIELD + SEAL_LEN..]);
     hasher.finish_128()
+}
+
+/// Whether `offset` is the first multiple of some power of two between 16 and 64 KiB at or
+/// after `end`.
+fn first_aligned_after(offset: u64, end: u64) -> bool {
+    offset >= end
+        && (4..=16).any(|shift| {
+            let align = 1u64 << shift;
+            offset.is_multiple_of(align) && offset - end < align
+        })
 }

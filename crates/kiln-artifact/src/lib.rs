@@ -32,7 +32,8 @@ pub mod validate;
 pub mod vmoffsets;
 
 pub use artifact::{
-    ArtifactParts, access_checked, access_unchecked, build_artifact, open_checked, verify_checksum,
+    ArtifactParts, access_checked, access_unchecked, build_artifact, open_checked, read_metadata,
+    verify_checksum,
 };
 pub use entity::*;
 pub use error::ArtifactError;

@@ -166,6 +166,25 @@ pub struct DataSegment {
     pub bytes: ByteRange,
 }
 
+/// A defined memory's initial contents after all active data segments, laid out so that
+/// instantiation can map them copy-on-write from the artifact file instead of copying.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct MemoryImage {
+    /// The memory, a defined one.
+    pub memory: MemoryIndex,
+    /// Where the image starts in the memory; a multiple of `page_size`.
+    pub offset: u64,
+    /// The image: a range of the data section starting at its first byte (which the writer
+    /// aligns to `page_size` in the file), its length a multiple of `page_size`. Bytes the
+    /// segments do not cover are zero.
+    pub bytes: ByteRange,
+    /// The page size the layout was made for: the largest page size of the target.
+    pub page_size: u32,
+}
+
 /// The items of an element segment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(derive(Debug))]
@@ -293,6 +312,11 @@ pub struct ModuleInfo {
     /// Hashes of the wasm this module was compiled from (a cache compares them with the
     /// wasm it looks up).
     pub source: crate::source::SourceHashes,
+    /// The initial contents of the defined memory, when every active data segment could be
+    /// laid out ahead of time. Then each active data segment targets that memory, lies
+    /// inside its initial size and has empty `bytes`: instantiation maps or copies the image
+    /// instead of writing segments.
+    pub memory_image: Option<MemoryImage>,
 }
 
 impl ModuleInfo {

@@ -25,6 +25,42 @@ fn check_range(what: &str, r: &ArchivedByteRange, section_len: u64) -> Result<()
     }
 }
 
+/// The runtime maps an image over the memory's first `min` pages without further checks.
+fn check_memory_image(
+    image: &ArchivedMemoryImage,
+    info: &ArchivedModuleInfo,
+    data_len: u64,
+) -> Result<(), ArtifactError> {
+    let memory = image.memory.native();
+    let ty = info
+        .memories
+        .get(memory)
+        .filter(|_| memory.0 >= info.num_imported_memories.to_native())
+        .ok_or_else(|| bad("the memory image is not of a defined memory"))?;
+    if ty.memory64 || ty.shared {
+        return Err(bad("the memory image is of a 64-bit or shared memory"));
+    }
+    let page = u64::from(image.page_size.to_native());
+    let bytes = image.bytes.native();
+    let (offset, len) = (image.offset.to_native(), u64::from(bytes.len));
+    if !page.is_power_of_two() || !(4096..=WASM_PAGE_SIZE).contains(&page) {
+        return Err(bad(format!("memory image page size {page}")));
+    }
+    if bytes.start != 0 || len == 0 || !offset.is_multiple_of(page) || !len.is_multiple_of(page) {
+        return Err(bad(format!(
+            "memory image {offset}+{len} is not laid out in whole {page}-byte pages"
+        )));
+    }
+    check_range("memory image", &image.bytes, data_len)?;
+    let initial = ty.min.to_native().saturating_mul(WASM_PAGE_SIZE);
+    if offset.checked_add(len).is_none_or(|end| end > initial) {
+        return Err(bad(format!(
+            "memory image {offset}+{len} exceeds the memory's initial {initial} bytes"
+        )));
+    }
+    Ok(())
+}
+
 fn check_const(
     what: &str,
     e: &ArchivedConstExpr,
@@ -275,8 +311,19 @@ pub fn validate_metadata(
             return Err(bad(format!("table {i:?} has max below min")));
         }
     }
+    if let Some(image) = info.memory_image.as_ref() {
+        check_memory_image(image, info, data_len)?;
+    }
     for (i, d) in info.data.iter() {
         check_range("data segment", &d.bytes, data_len)?;
+        if let (Some(image), ArchivedDataKind::Active { memory, .. }) =
+            (info.memory_image.as_ref(), &d.kind)
+            && (memory.native() != image.memory.native() || d.bytes.len != 0)
+        {
+            return Err(bad(format!(
+                "active data segment {i:?} is not part of the memory image"
+            )));
+        }
         if let ArchivedDataKind::Active { memory, offset } = &d.kind {
             if info.memories.get(memory.native()).is_none() {
                 return Err(bad(format!(

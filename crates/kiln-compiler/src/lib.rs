@@ -14,6 +14,7 @@ mod abi;
 mod environ;
 mod isa;
 mod link;
+mod memory_image;
 mod trampolines;
 mod translate;
 
@@ -141,11 +142,13 @@ pub fn compile_with_progress(
     info.function_alignment = target.function_alignment();
     info.source = kiln_artifact::SourceHashes::of(wasm);
 
+    let data = memory_image::plan(&mut env.info, &env.data, target.code_alignment);
+
     let compat = target.compat_info(config);
     Ok(kiln_artifact::build_artifact(&ArtifactParts {
         info: &env.info,
         code: &linked.text,
-        data: &env.data,
+        data: data.as_deref().unwrap_or(&env.data),
         compat: &compat,
         code_alignment: target.code_alignment,
     })?)

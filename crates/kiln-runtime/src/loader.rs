@@ -44,16 +44,36 @@ pub enum Verification {
 /// Page-aligned, so the metadata archive (at offset 512) is 16-aligned.
 #[derive(Debug)]
 enum Storage {
-    File(memmap2::Mmap),
+    /// The mapping and the file, kept open to map the memory image from.
+    File(memmap2::Mmap, std::fs::File),
     Anon(memmap2::Mmap),
 }
 
 impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::File(m) | Storage::Anon(m) => m,
+            Storage::File(m, _) | Storage::Anon(m) => m,
         }
     }
+}
+
+static FORCE_IMAGE_COPY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every later instantiation copy memory images instead of mapping them, so tests can
+/// check that both paths behave the same.
+#[doc(hidden)]
+pub fn force_memory_image_copy(on: bool) {
+    FORCE_IMAGE_COPY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A module's memory image, ready to be written into a new memory.
+pub struct MemoryImageSource<'a> {
+    /// Where it goes in the memory.
+    pub offset: u64,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+    /// A file holding the same bytes at an offset, to map them from; `None` to copy them.
+    pub file: Option<(&'a std::fs::File, u64)>,
 }
 
 /// A loaded artifact: its bytes, its header and its executable code. Shared by every module
@@ -71,6 +91,9 @@ pub struct LoadedModule {
     /// The function types in native form, made on first use and shared by every instance of
     /// the module in every store, so instantiating converts no signature.
     func_types: std::sync::OnceLock<Vec<Arc<FuncType>>>,
+    /// For a module whose bytes are not mapped from a file: an in-memory file holding its
+    /// memory image, made on first instantiation (`None` where one cannot be made).
+    image_file: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 /// Where a loaded module's executable code lives.
@@ -297,13 +320,14 @@ impl LoadedModule {
         };
         let len = map.len();
         Ok(Arc::new(LoadedModule {
-            storage: Storage::File(map),
+            storage: Storage::File(map, file),
             header,
             metadata,
             data,
             len,
             code,
             func_types: std::sync::OnceLock::new(),
+            image_file: std::sync::OnceLock::new(),
         }))
     }
 
@@ -368,6 +392,7 @@ impl LoadedModule {
             len,
             code,
             func_types: std::sync::OnceLock::new(),
+            image_file: std::sync::OnceLock::new(),
         }))
     }
 
@@ -403,6 +428,54 @@ impl LoadedModule {
     /// The data section (the bytes of data segments).
     pub fn data(&self) -> &[u8] {
         &self.storage.bytes()[self.data.clone()]
+    }
+
+    /// The memory image, if the module has one, with the file to map it from: the artifact
+    /// file itself, or an in-memory copy made once per module.
+    pub fn memory_image(&self) -> Option<MemoryImageSource<'_>> {
+        let image = self.info().memory_image.as_ref()?;
+        let bytes = self.image_bytes()?;
+        let file = if FORCE_IMAGE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
+            None
+        } else {
+            match &self.storage {
+                Storage::File(_, file) => Some((
+                    file,
+                    self.header.data.offset + u64::from(image.bytes.start.to_native()),
+                )),
+                Storage::Anon(_) => self.image_file().map(|file| (file, 0)),
+            }
+        };
+        Some(MemoryImageSource {
+            offset: image.offset.to_native(),
+            bytes,
+            file,
+        })
+    }
+
+    fn image_bytes(&self) -> Option<&[u8]> {
+        let range = self.info().memory_image.as_ref()?.bytes.native();
+        self.data()
+            .get(range.start as usize..)?
+            .get(..range.len as usize)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn image_file(&self) -> Option<&std::fs::File> {
+        self.image_file
+            .get_or_init(|| {
+                crate::sys::sealed_memory_file(c"kiln-memory-image", self.image_bytes()?)
+                    .inspect_err(|e| {
+                        tracing::debug!("cannot make a file of the memory image ({e}); copying it")
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn image_file(&self) -> Option<&std::fs::File> {
+        None
     }
 
     /// Address of the first byte of executable code.

@@ -160,6 +160,41 @@ impl Memory {
         unsafe { std::slice::from_raw_parts_mut(self.base(), self.byte_len()) }
     }
 
+    /// Writes a memory image, `bytes` at `offset`: maps the same bytes from `file` (at its
+    /// offset) copy-on-write when that is given and everything is page-aligned, so that
+    /// instantiating writes no page; copies them otherwise.
+    ///
+    /// # Safety
+    /// When `file` is given, its bytes at the offset must be `bytes`, and not be modified
+    /// or truncated while this memory lives.
+    pub unsafe fn write_image(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        file: Option<(&std::fs::File, u64)>,
+    ) -> Result<(), String> {
+        let end = offset
+            .checked_add(bytes.len() as u64)
+            .filter(|&end| end <= self.byte_len() as u64)
+            .ok_or("the memory image does not fit in the memory")?;
+        let (start, end) = (offset as usize, end as usize);
+        if let Some((file, file_offset)) = file
+            && !bytes.is_empty()
+        {
+            // SAFETY: the range lies inside the accessible part of this memory (checked
+            // above), and the caller keeps the file's bytes equal to `bytes` and unchanged.
+            match unsafe {
+                self.reservation
+                    .map_file_over(start, bytes.len(), file, file_offset)
+            } {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::debug!("cannot map the memory image ({e}); copying it"),
+            }
+        }
+        self.data_mut()[start..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
     /// Grows by `delta` pages; returns the old size in pages, or `None` if the memory cannot
     /// grow that far.
     pub fn grow(&mut self, delta: u64) -> Option<u64> {

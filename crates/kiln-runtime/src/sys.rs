@@ -85,6 +85,55 @@ impl Reservation {
         self.protect(start, len, libc::PROT_READ | libc::PROT_EXEC)
     }
 
+    /// Maps `len` bytes of `file` at `file_offset` over `[start, start + len)` of the region,
+    /// readable, writable and private: pages are shared with the file until written, and
+    /// nothing written reaches the file. All three must be page-aligned; the range must lie
+    /// inside the region.
+    ///
+    /// # Safety
+    /// The file's bytes in that range must not be modified or truncated while the region
+    /// lives: on Linux, pages of a private mapping not yet written show later writes to the
+    /// file, and a truncated file's pages fault with `SIGBUS`.
+    pub unsafe fn map_file_over(
+        &self,
+        start: usize,
+        len: usize,
+        file: &std::fs::File,
+        file_offset: u64,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let p = page_size();
+        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
+        let aligned = start.is_multiple_of(p)
+            && len.is_multiple_of(p)
+            && file_offset.is_multiple_of(p as u64);
+        if !in_bounds || !aligned || len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "file mapping outside the reservation or not page-aligned",
+            ));
+        }
+        let offset = libc::off_t::try_from(file_offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))?;
+        // SAFETY: the range is page-aligned and inside a mapping this value owns, so
+        // MAP_FIXED replaces only pages of this reservation; the caller keeps the file's
+        // bytes unchanged while they are mapped.
+        let ptr = unsafe {
+            libc::mmap(
+                self.ptr.as_ptr().add(start).cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                file.as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     fn protect(&self, start: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
         if len == 0 {
             return Ok(());
@@ -166,6 +215,29 @@ pub fn read_file_to_anonymous(file: &mut std::fs::File) -> io::Result<(memmap2::
         .map_anon()?;
     file.read_exact(&mut map[..len])?;
     Ok((map.make_read_only()?, len))
+}
+
+/// An anonymous in-memory file holding `bytes`, sealed against any change, so that pages
+/// of it can be mapped copy-on-write like those of an artifact file.
+#[cfg(target_os = "linux")]
+pub fn sealed_memory_file(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<std::fs::File> {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: `name` is NUL-terminated; the flags are valid.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS on a memfd created with MFD_ALLOW_SEALING.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
 /// Makes `len` bytes at `ptr` (page-aligned, inside an anonymous mapping the caller owns)

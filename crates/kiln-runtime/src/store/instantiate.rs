@@ -7,8 +7,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use kiln_artifact::{
-    ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedModuleInfo, EntityIndex,
-    FuncIndex, MemoryType,
+    ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedMemoryImage, ArchivedModuleInfo,
+    EntityIndex, FuncIndex, MemoryType,
 };
 
 use super::convert::{global_type, table_type};
@@ -356,18 +356,52 @@ impl StoreOpaque {
                 ArchivedElemKind::Passive => {}
             }
         }
-        for (d, seg) in info.data.iter() {
-            if let ArchivedDataKind::Active { memory, offset } = &seg.kind {
-                let dst = instance.const_value(offset).get_u32();
-                let len = seg.bytes.len.to_native();
-                instance
-                    .memory_init(memory.native().0, d.0, u64::from(dst), 0, len)
-                    .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
-                instance.data_drop(d.0);
+        match info.memory_image.as_ref() {
+            Some(image) => self.write_memory_image(instance, module, image)?,
+            None => {
+                for (d, seg) in info.data.iter() {
+                    if let ArchivedDataKind::Active { memory, offset } = &seg.kind {
+                        let dst = instance.const_value(offset).get_u32();
+                        let len = seg.bytes.len.to_native();
+                        instance
+                            .memory_init(memory.native().0, d.0, u64::from(dst), 0, len)
+                            .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                        instance.data_drop(d.0);
+                    }
+                }
             }
         }
 
         let start = info.start.as_ref().map(|s| instance.func(s.native()));
         Ok(start)
+    }
+
+    /// Writes the module's memory image instead of its active data segments, which the
+    /// image holds (checked loads verify that they all target its memory, in bounds), and
+    /// drops those segments as instantiation does.
+    fn write_memory_image(
+        &mut self,
+        instance: &Instance,
+        module: &LoadedModule,
+        image: &ArchivedMemoryImage,
+    ) -> Result<(), InstantiateError> {
+        let source = module
+            .memory_image()
+            .ok_or_else(|| InstantiateError::Resource("the memory image is missing".into()))?;
+        let memory = instance
+            .memories
+            .get(image.memory.native().0 as usize)
+            .ok_or_else(|| InstantiateError::Resource("the memory image has no memory".into()))?;
+        let memory = &mut self.memories[memory.0 as usize];
+        // SAFETY: the file holds the image bytes at that offset, and the caller of the
+        // module's load promised not to change its file (an in-memory file is sealed).
+        unsafe { memory.write_image(source.offset, source.bytes, source.file) }
+            .map_err(InstantiateError::Resource)?;
+        for (d, seg) in module.info().data.iter() {
+            if let ArchivedDataKind::Active { .. } = seg.kind {
+                instance.data_drop(d.0);
+            }
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,210 @@
+//! Memory images: active data segments laid out at compile time and mapped copy-on-write at
+//! instantiation. Every load path (file mapping, in-memory file, copy) must give each
+//! instance the same initial bytes, keep instances apart, and leave the artifact unchanged.
+
+use kiln::{Engine, Extern, Instance, Module, Store, Table, Val};
+
+/// Two pages; segments on both, overlapping in the second, and a passive one.
+const WAT: &str = r#"(module
+  (memory (export "mem") 2)
+  (data (i32.const 16) "kiln")
+  (data (i32.const 70000) "page two")
+  (data (i32.const 70004) "TWO!")
+  (data $passive "passive")
+  (func (export "load") (param i32) (result i32) (i32.load8_u (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store8 (local.get 0) (local.get 1)))
+  (func (export "init") (param i32) (memory.init $passive (local.get 0) (i32.const 0) (i32.const 7)))
+  (func (export "init_active") (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 1))))"#;
+
+fn image_of(module: &Module) -> Option<kiln_artifact::MemoryImage> {
+    kiln_artifact::read_metadata(&module.serialize().unwrap())
+        .unwrap()
+        .memory_image
+}
+
+fn read(store: &mut Store<()>, instance: &Instance, at: i32, len: usize) -> Vec<u8> {
+    let load = instance
+        .get_typed_func::<i32, i32>(&mut *store, "load")
+        .unwrap();
+    (0..len as i32)
+        .map(|i| load.call(&mut *store, at + i).unwrap() as u8)
+        .collect()
+}
+
+/// Two instances of `module` in one store and one in another: each starts from the
+/// segments' bytes, and writes stay in the instance that made them.
+fn exercise(engine: &Engine, module: &Module) {
+    let mut store = Store::new(engine, ());
+    let a = Instance::new(&mut store, module, &[]).unwrap();
+    let b = Instance::new(&mut store, module, &[]).unwrap();
+    for instance in [&a, &b] {
+        assert_eq!(read(&mut store, instance, 16, 4), b"kiln");
+        assert_eq!(read(&mut store, instance, 70000, 8), b"pageTWO!");
+        assert_eq!(read(&mut store, instance, 0, 16), [0; 16]);
+        assert_eq!(read(&mut store, instance, 2 * 65536 - 4, 4), [0; 4]);
+    }
+    let write = a
+        .get_typed_func::<(i32, i32), ()>(&mut store, "store")
+        .unwrap();
+    write.call(&mut store, (16, i32::from(b'K'))).unwrap();
+    write.call(&mut store, (70001, i32::from(b'A'))).unwrap();
+    assert_eq!(read(&mut store, &a, 16, 4), b"Kiln");
+    assert_eq!(read(&mut store, &a, 70000, 4), b"pAge");
+    assert_eq!(read(&mut store, &b, 16, 4), b"kiln");
+    assert_eq!(read(&mut store, &b, 70000, 4), b"page");
+
+    // The passive segment is still there; the active ones were dropped.
+    let init = a.get_typed_func::<i32, ()>(&mut store, "init").unwrap();
+    init.call(&mut store, 100).unwrap();
+    assert_eq!(read(&mut store, &a, 100, 7), b"passive");
+    let init_active = a
+        .get_typed_func::<(), ()>(&mut store, "init_active")
+        .unwrap();
+    assert!(init_active.call(&mut store, ()).is_err());
+
+    let mut other = Store::new(engine, ());
+    let c = Instance::new(&mut other, module, &[]).unwrap();
+    assert_eq!(read(&mut other, &c, 16, 4), b"kiln");
+    // Growing keeps the image and adds zero pages.
+    let memory = c.get_memory(&mut other, "mem").unwrap();
+    assert_eq!(memory.grow(&mut other, 1).unwrap(), 2);
+    assert_eq!(read(&mut other, &c, 70000, 8), b"pageTWO!");
+    assert_eq!(read(&mut other, &c, 2 * 65536, 8), [0; 8]);
+}
+
+#[test]
+fn active_segments_become_one_image() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, WAT).unwrap();
+    let image = image_of(&module).expect("the segments fit in an image");
+    let page = u64::from(image.page_size);
+    assert_eq!(image.offset, 0, "the first segment is in the first page");
+    assert_eq!(image.offset % page, 0);
+    assert_eq!(u64::from(image.bytes.len) % page, 0);
+    assert!(u64::from(image.bytes.len) >= 70008);
+}
+
+#[test]
+fn every_load_path_gives_the_same_memory() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, WAT).unwrap();
+    exercise(&engine, &module);
+
+    let bytes = module.serialize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.kiln");
+    std::fs::write(&path, &bytes).unwrap();
+    // SAFETY: the file was written from `Module::serialize` just now and is not modified.
+    let mapped = unsafe { Module::deserialize_file(&engine, &path) }.unwrap();
+    exercise(&engine, &mapped);
+    // SAFETY: as above.
+    let unchecked = unsafe { Module::deserialize_file_unchecked(&engine, &path) }.unwrap();
+    exercise(&engine, &unchecked);
+    // SAFETY: the bytes come from `Module::serialize`.
+    let from_bytes = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
+    exercise(&engine, &from_bytes);
+
+    kiln_runtime::loader::force_memory_image_copy(true);
+    exercise(&engine, &mapped);
+    exercise(&engine, &from_bytes);
+    kiln_runtime::loader::force_memory_image_copy(false);
+
+    // Writes went to private pages, never to the artifact.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn segments_placed_at_run_time_are_written_as_before() {
+    let engine = Engine::default();
+    // An offset from an imported global is only known at instantiation.
+    let from_global = Module::new(
+        &engine,
+        r#"(module
+          (import "env" "at" (global i32))
+          (memory (export "mem") 1)
+          (data (global.get 0) "here")
+          (func (export "load") (param i32) (result i32) (i32.load8_u (local.get 0))))"#,
+    )
+    .unwrap();
+    assert!(image_of(&from_global).is_none());
+    let mut store = Store::new(&engine, ());
+    let at = kiln::Global::new(
+        &mut store,
+        kiln::GlobalType {
+            content: kiln::ValType::I32,
+            mutable: false,
+        },
+        Val::I32(300),
+    )
+    .unwrap();
+    let instance = Instance::new(&mut store, &from_global, &[Extern::Global(at)]).unwrap();
+    assert_eq!(read(&mut store, &instance, 300, 4), b"here");
+
+    // A segment out of bounds traps at instantiation; one of an imported memory is the
+    // importer's to keep.
+    let out_of_bounds = Module::new(
+        &engine,
+        r#"(module (memory 1) (data (i32.const 65534) "abc"))"#,
+    )
+    .unwrap();
+    assert!(image_of(&out_of_bounds).is_none());
+    assert!(Instance::new(&mut store, &out_of_bounds, &[]).is_err());
+    let imported = Module::new(
+        &engine,
+        r#"(module (import "env" "mem" (memory 1)) (data (i32.const 8) "x"))"#,
+    )
+    .unwrap();
+    assert!(image_of(&imported).is_none());
+
+    // Far-apart segments would make a large, mostly empty image.
+    let sparse = Module::new(
+        &engine,
+        r#"(module (memory 200) (data (i32.const 0) "a") (data (i32.const 13000000) "b"))"#,
+    )
+    .unwrap();
+    assert!(image_of(&sparse).is_none());
+    // Segments of zeros need no image at all.
+    let zeros = Module::new(
+        &engine,
+        r#"(module (memory 1) (data (i32.const 0) "\00\00\00\00"))"#,
+    )
+    .unwrap();
+    assert!(image_of(&zeros).is_none());
+}
+
+/// Element segments are written before data segments: when one of them traps, functions
+/// already placed in an imported table must see a memory without the data.
+#[test]
+fn a_trapping_element_segment_leaves_the_image_unwritten() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+          (import "env" "table" (table 2 funcref))
+          (memory 1)
+          (func $peek (result i32) (i32.load8_u (i32.const 40)))
+          (elem (i32.const 0) $peek)
+          (elem (i32.const 5) $peek)
+          (data (i32.const 40) "data"))"#,
+    )
+    .unwrap();
+    assert!(image_of(&module).is_some());
+    let mut store = Store::new(&engine, ());
+    let table = Table::new(
+        &mut store,
+        kiln::TableType {
+            element: kiln::RefType::FuncRef,
+            min: 2,
+            max: None,
+        },
+        Val::FuncRef(None),
+    )
+    .unwrap();
+    assert!(Instance::new(&mut store, &module, &[Extern::Table(table)]).is_err());
+    let peek = match table.get(&mut store, 0) {
+        Some(Val::FuncRef(Some(f))) => f,
+        other => panic!("the first segment should have been written, found {other:?}"),
+    };
+    let peek = peek.typed::<(), i32>(&store).unwrap();
+    assert_eq!(peek.call(&mut store, ()).unwrap(), 0);
+}
