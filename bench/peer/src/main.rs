@@ -145,7 +145,7 @@ fn main() {
         let engine = kiln::Engine::default();
         let module = kiln::Module::new(&engine, std::fs::read(&paths[0]).unwrap()).unwrap();
         let linker = kiln_linker(&engine, &module);
-        for _ in 0..20_000 {
+        for _ in 0..100_000 {
             let mut store = kiln::Store::new(&engine, ());
             linker.instantiate(&mut store, &module).unwrap();
         }

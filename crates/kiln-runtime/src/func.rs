@@ -10,7 +10,7 @@ use kiln_artifact::vmoffsets::HOST_FUNC_MAGIC;
 use crate::instance::Instance;
 use crate::store::{InstanceId, Store};
 use crate::traphandlers::{self, HostError, UnwindReason};
-use crate::vmcontext::{VMHostFuncContext, VMStoreContext, ValRaw};
+use crate::vmcontext::{VMFuncRef, VMHostFuncContext, VMStoreContext, ValRaw};
 
 /// A host function over a store with data `D`: gets the store, the calling instance (if
 /// called from wasm) and the value array (params in, results out).
@@ -20,22 +20,35 @@ pub type HostFn<D> = Arc<
 
 /// The runtime-private part of a `VMHostFuncContext`.
 pub struct HostFuncData {
-    /// The function's signature.
-    pub ty: FuncType,
+    /// The function's signature, shared with whoever defined it (a linker defines one
+    /// function for every store it instantiates in).
+    pub ty: Arc<FuncType>,
     /// A `HostFn<D>` for the store's `D`.
     pub callee: Box<dyn Any + Send + Sync>,
+    /// The function's func ref, in the same allocation: its `vmctx` is this context, its
+    /// `wasm_call` filled the first time a module provides a trampoline for the signature.
+    pub func_ref: VMFuncRef,
 }
 
-/// Creates the context of a host function for stores with data `D`.
-pub fn new_host_context<D: 'static>(ty: FuncType, f: HostFn<D>) -> Box<VMHostFuncContext> {
-    Box::new(VMHostFuncContext {
+/// Creates the context of a host function for stores with data `D`: one allocation
+/// besides the closure's box.
+pub fn new_host_context<D: 'static>(ty: Arc<FuncType>, f: HostFn<D>) -> Box<VMHostFuncContext> {
+    let type_id = ty.signature_id().0;
+    let mut ctx = Box::new(VMHostFuncContext {
         array_call: array_call_shim::<D>,
         magic: HOST_FUNC_MAGIC,
         func: HostFuncData {
             ty,
             callee: Box::new(f),
+            func_ref: VMFuncRef {
+                wasm_call: std::ptr::null(),
+                vmctx: std::ptr::null_mut(),
+                type_id,
+            },
         },
-    })
+    });
+    ctx.func.func_ref.vmctx = (&raw mut *ctx).cast();
+    ctx
 }
 
 /// The host function of `ctx`, for stores with data `D`.

@@ -91,6 +91,8 @@ pub struct LoadedModule {
     /// The function types in native form, made on first use and shared by every instance of
     /// the module in every store, so instantiating converts no signature.
     func_types: std::sync::OnceLock<Vec<Arc<FuncType>>>,
+    /// The defined functions whose func refs instantiation fills, found on first use.
+    escaping_funcs: std::sync::OnceLock<Vec<crate::func_refs::EscapingFunc>>,
     /// For a module whose bytes are not mapped from a file: an in-memory file holding its
     /// memory image, made on first instantiation (`None` where one cannot be made).
     image_file: std::sync::OnceLock<Option<std::fs::File>>,
@@ -327,6 +329,7 @@ impl LoadedModule {
             len,
             code,
             func_types: std::sync::OnceLock::new(),
+            escaping_funcs: std::sync::OnceLock::new(),
             image_file: std::sync::OnceLock::new(),
         }))
     }
@@ -392,6 +395,7 @@ impl LoadedModule {
             len,
             code,
             func_types: std::sync::OnceLock::new(),
+            escaping_funcs: std::sync::OnceLock::new(),
             image_file: std::sync::OnceLock::new(),
         }))
     }
@@ -423,6 +427,13 @@ impl LoadedModule {
                 .map(|(_, ty)| Arc::new(ty.to_native()))
                 .collect()
         })
+    }
+
+    /// The defined functions whose func refs can be observed
+    /// ([`crate::func_refs::escaping_funcs`]), found once per module.
+    pub fn escaping_funcs(&self) -> &[crate::func_refs::EscapingFunc] {
+        self.escaping_funcs
+            .get_or_init(|| crate::func_refs::escaping_funcs(self.info()))
     }
 
     /// The data section (the bytes of data segments).

@@ -13,7 +13,7 @@ use ids::FuncOwner;
 pub use ids::{Extern, FuncId, GlobalId, InstanceId, MemoryId, TableId};
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,12 +36,28 @@ pub struct StoreConfig {
     pub max_wasm_stack: usize,
 }
 
-/// A host function of the store.
+/// A host function of the store: its context, which holds its signature and func ref.
 struct HostFunc {
     ctx: Box<VMHostFuncContext>,
-    /// Its own func ref, filled the first time a module provides a trampoline for it.
-    func_ref: Box<VMFuncRef>,
-    ty: FuncType,
+}
+
+impl HostFunc {
+    fn ty(&self) -> &FuncType {
+        &self.ctx.func.ty
+    }
+
+    fn func_ref(&mut self) -> &mut VMFuncRef {
+        &mut self.ctx.func.func_ref
+    }
+}
+
+/// What lies at an address of [`StoreOpaque::func_refs`].
+#[derive(Clone, Copy, Debug)]
+enum FuncRefs {
+    /// The func refs of an instance's functions, in index order.
+    Instance { instance: InstanceId, len: usize },
+    /// The func ref of a host function.
+    Host(FuncId),
 }
 
 /// A global's storage.
@@ -67,12 +83,10 @@ pub struct StoreOpaque {
     instances: Vec<Box<Instance>>,
     modules: Vec<Arc<LoadedModule>>,
     code_ranges: Box<Vec<(usize, usize)>>,
-    /// The func refs of host functions (boxes of their own), by address.
-    host_func_refs: HashMap<usize, FuncId>,
-    /// Where each instance's array of func refs starts in its vmctx, with its instance and
-    /// length: a func ref pointer of a wasm function is found by one ordered lookup, so
+    /// Where each instance's array of func refs starts in its vmctx, and where each host
+    /// function's func ref lies: a func ref pointer is found by one ordered lookup, and
     /// instantiation registers one range instead of one entry per function.
-    func_ref_arrays: BTreeMap<usize, (InstanceId, usize)>,
+    func_refs: BTreeMap<usize, FuncRefs>,
     /// The host objects behind `externref` values; a value is its index plus one. Objects
     /// live as long as the store (there is no collection while it lives), and are dropped
     /// with it, wherever wasm left references to them.
@@ -127,8 +141,7 @@ impl<D: 'static> Store<D> {
                 instances: Vec::new(),
                 modules: Vec::new(),
                 code_ranges: Box::default(),
-                host_func_refs: HashMap::new(),
-                func_ref_arrays: BTreeMap::new(),
+                func_refs: BTreeMap::new(),
                 extern_objects: Vec::new(),
                 limits: StoreLimits::default(),
                 epoch: None,
@@ -145,17 +158,12 @@ impl<D: 'static> Store<D> {
     /// `f` runs while wasm frames of this store are live: it must not move, replace or drop
     /// the store it is given (only use it through its methods), and it must write results of
     /// `ty`'s types into the value array, references among them null or valid in this store.
-    pub unsafe fn new_host_func(&mut self, ty: FuncType, f: HostFn<D>) -> FuncId {
-        let ctx = new_host_context::<D>(ty.clone(), f);
-        let func_ref = Box::new(VMFuncRef {
-            wasm_call: std::ptr::null(),
-            vmctx: (&*ctx as *const VMHostFuncContext).cast_mut().cast(),
-            type_id: ty.signature_id().0,
-        });
-        let ptr: *const VMFuncRef = &*func_ref;
+    pub unsafe fn new_host_func(&mut self, ty: Arc<FuncType>, f: HostFn<D>) -> FuncId {
+        let ctx = new_host_context::<D>(ty, f);
         let id = FuncId::host(self.opaque.host_funcs.len());
-        self.opaque.host_funcs.push(HostFunc { ctx, func_ref, ty });
-        self.opaque.host_func_refs.insert(ptr as usize, id);
+        let address = &raw const ctx.func.func_ref as usize;
+        self.opaque.host_funcs.push(HostFunc { ctx });
+        self.opaque.func_refs.insert(address, FuncRefs::Host(id));
         id
     }
 
@@ -222,25 +230,25 @@ impl<D> Store<D> {
             ..
         } = &mut self.opaque;
         let host = &mut host_funcs[index];
-        if host.func_ref.wasm_call.is_null() {
+        if host.func_ref().wasm_call.is_null() {
             let trampoline = modules.iter().find_map(|m| {
                 let info = m.info();
-                let (ty, _) = info.types.iter().find(|(_, t)| t.matches(&host.ty))?;
+                let (ty, _) = info.types.iter().find(|(_, t)| t.matches(host.ty()))?;
                 let start = info.trampolines.get(ty)?.wasm_to_array.start.to_native();
                 Some(m.code_base().wrapping_add(start as usize))
             });
             match trampoline {
-                Some(t) => host.func_ref.wasm_call = t,
+                Some(t) => host.func_ref().wasm_call = t,
                 None => {
                     return Err(format!(
                         "host function of type {} cannot be used as a funcref before a \
                          module with that signature is instantiated in the store",
-                        host.ty
+                        host.ty()
                     ));
                 }
             }
         }
-        Ok(&*host.func_ref)
+        Ok(host.func_ref())
     }
 
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
@@ -263,10 +271,11 @@ impl StoreOpaque {
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
     pub fn func_from_ref(&self, ptr: *const VMFuncRef) -> Option<FuncId> {
         let address = ptr as usize;
-        if let Some(id) = self.host_func_refs.get(&address) {
-            return Some(*id);
-        }
-        let (&start, &(instance, len)) = self.func_ref_arrays.range(..=address).next_back()?;
+        let (&start, &refs) = self.func_refs.range(..=address).next_back()?;
+        let (instance, len) = match refs {
+            FuncRefs::Host(id) => return (start == address).then_some(id),
+            FuncRefs::Instance { instance, len } => (instance, len),
+        };
         let stride = kiln_artifact::vmoffsets::func_ref::SIZE as usize;
         let offset = address - start;
         if !offset.is_multiple_of(stride) || offset / stride >= len {
@@ -279,7 +288,7 @@ impl StoreOpaque {
     /// The signature of `func`.
     pub fn func_ty(&self, func: FuncId) -> &FuncType {
         match func.owner() {
-            FuncOwner::Host(i) => &self.host_funcs[i].ty,
+            FuncOwner::Host(i) => self.host_funcs[i].ty(),
             FuncOwner::Wasm(instance, index) => {
                 let instance = &self.instances[instance.0 as usize];
                 let info = instance.info();

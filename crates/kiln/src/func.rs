@@ -66,7 +66,7 @@ impl Func {
         let host = host_fn_from_dyn(ty.clone(), Arc::new(f));
         // SAFETY: `host_fn_from_dyn` checks every result's type and store before writing
         // it, and gives the closure a `Caller`, which cannot replace the store.
-        let id = unsafe { ctx.0.new_host_func(ty, host) };
+        let id = unsafe { ctx.0.new_host_func(Arc::new(ty), host) };
         Func {
             store: store_id(ctx.0),
             id,
@@ -83,7 +83,7 @@ impl Func {
         let (ty, host) = f.into_host_fn();
         // SAFETY: `into_host_fn` writes results of the sealed scalar types of `ty` only, and
         // gives the closure a `Caller`, which cannot replace the store.
-        let id = unsafe { ctx.0.new_host_func(ty, host) };
+        let id = unsafe { ctx.0.new_host_func(Arc::new(ty), host) };
         Func {
             store: store_id(ctx.0),
             id,

@@ -2,6 +2,7 @@
 
 use kiln_runtime::InstanceId;
 
+use crate::module::entity_type;
 use crate::store::{RStore, store_id};
 use crate::values::{WasmParams, WasmResults};
 use crate::{
@@ -74,16 +75,27 @@ impl Instance {
         }
         let sid = store_id(store);
         let mut raw = Vec::with_capacity(imports.len());
-        for (import, ext) in module.imports().zip(imports) {
+        let info = module.info();
+        for (import, ext) in info.imports.iter().zip(imports) {
             let rext = ext.to_runtime(store)?;
-            let actual = ext.ty(crate::StoreContext(&*store));
-            let expected = import.ty();
-            if !matches(&expected, &actual) {
-                return Err(Error::Link(format!(
-                    "incompatible import type for `{}::{}`: expected {expected}, found {actual}",
-                    import.module(),
-                    import.name()
-                )));
+            // Functions, nearly all imports, are compared in place; other kinds, and any
+            // mismatch for its message, through owned types.
+            let same_func = match (import.index.native(), ext) {
+                (kiln_artifact::EntityIndex::Function(index), Extern::Func(f)) => {
+                    let ty = info.functions[index].ty.native();
+                    info.types[ty].matches(store.func_ty(f.id))
+                }
+                _ => false,
+            };
+            if !same_func {
+                let actual = ext.ty(crate::StoreContext(&*store));
+                let expected = entity_type(info, import.index.native());
+                if !matches(&expected, &actual) {
+                    return Err(Error::Link(format!(
+                        "incompatible import type for `{}::{}`: expected {expected}, found {actual}",
+                        import.module, import.name
+                    )));
+                }
             }
             raw.push(rext);
         }

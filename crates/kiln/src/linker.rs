@@ -15,7 +15,7 @@ use crate::{
 
 enum Definition<T> {
     Extern(Extern),
-    HostFunc(FuncType, HostFn<StoreData<T>>),
+    HostFunc(Arc<FuncType>, HostFn<StoreData<T>>),
 }
 
 impl<T> Clone for Definition<T> {
@@ -31,7 +31,9 @@ impl<T> Clone for Definition<T> {
 pub struct Linker<T> {
     engine: Engine,
     allow_shadowing: bool,
-    defs: HashMap<(String, String), Definition<T>>,
+    /// Definitions by module name, then by name: looked up with `&str`s, so resolving an
+    /// import allocates nothing.
+    defs: HashMap<String, HashMap<String, Definition<T>>>,
 }
 
 impl<T> Clone for Linker<T> {
@@ -61,14 +63,27 @@ impl<T: 'static> Linker<T> {
     }
 
     fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> Result<&mut Self> {
-        let key = (module.to_owned(), name.to_owned());
-        if !self.allow_shadowing && self.defs.contains_key(&key) {
+        if !self.allow_shadowing && self.definition(module, name).is_some() {
             return Err(Error::Link(format!(
                 "import `{module}::{name}` is already defined"
             )));
         }
-        self.defs.insert(key, def);
+        self.defs
+            .entry(module.to_owned())
+            .or_default()
+            .insert(name.to_owned(), def);
         Ok(self)
+    }
+
+    fn definition(&self, module: &str, name: &str) -> Option<&Definition<T>> {
+        self.defs.get(module)?.get(name)
+    }
+
+    /// Every `(module, name)` defined.
+    fn names(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.defs
+            .iter()
+            .flat_map(|(m, names)| names.keys().map(move |n| (m.as_str(), n.as_str())))
     }
 
     /// Defines `module::name` as `item`.
@@ -94,7 +109,7 @@ impl<T: 'static> Linker<T> {
         f: impl IntoFunc<T, Params, Results>,
     ) -> Result<&mut Self> {
         let (ty, host) = f.into_host_fn();
-        self.insert(module, name, Definition::HostFunc(ty, host))
+        self.insert(module, name, Definition::HostFunc(Arc::new(ty), host))
     }
 
     /// Defines `module::name` as a host function of type `ty` working on [`Val`]s.
@@ -106,7 +121,7 @@ impl<T: 'static> Linker<T> {
         f: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<()> + Send + Sync + 'static,
     ) -> Result<&mut Self> {
         let host = host_fn_from_dyn(ty.clone(), Arc::new(f));
-        self.insert(module, name, Definition::HostFunc(ty, host))
+        self.insert(module, name, Definition::HostFunc(Arc::new(ty), host))
     }
 
     /// Defines every export of `instance` under `module_name`.
@@ -130,7 +145,7 @@ impl<T: 'static> Linker<T> {
         module: &str,
         name: &str,
     ) -> Option<Extern> {
-        let def = self.defs.get(&(module.to_owned(), name.to_owned()))?;
+        let def = self.definition(module, name)?;
         let ctx = store.as_context_mut();
         Some(match def {
             Definition::Extern(e) => *e,
@@ -150,10 +165,9 @@ impl<T: 'static> Linker<T> {
     /// same name in other modules, or what the module defines, or which modules exist.
     fn what_is_defined(&self, module: &str, name: &str) -> String {
         let mut same_name: Vec<&str> = self
-            .defs
-            .keys()
-            .filter(|(m, n)| n == name && m != module)
-            .map(|(m, _)| m.as_str())
+            .names()
+            .filter(|&(m, n)| n == name && m != module)
+            .map(|(m, _)| m)
             .collect();
         same_name.sort_unstable();
         if !same_name.is_empty() {
@@ -161,10 +175,9 @@ impl<T: 'static> Linker<T> {
             return format!("; the linker defines {}", list.join(", "));
         }
         let mut in_module: Vec<&str> = self
-            .defs
-            .keys()
-            .filter(|(m, _)| m == module)
-            .map(|(_, n)| n.as_str())
+            .names()
+            .filter(|&(m, _)| m == module)
+            .map(|(_, n)| n)
             .collect();
         if !in_module.is_empty() {
             in_module.sort_unstable();
@@ -175,7 +188,12 @@ impl<T: 'static> Linker<T> {
                 in_module[..shown].join(", ")
             );
         }
-        let mut modules: Vec<&str> = self.defs.keys().map(|(m, _)| m.as_str()).collect();
+        let mut modules: Vec<&str> = self
+            .defs
+            .iter()
+            .filter(|(_, names)| !names.is_empty())
+            .map(|(m, _)| m.as_str())
+            .collect();
         modules.sort_unstable();
         modules.dedup();
         if modules.is_empty() {
@@ -199,19 +217,18 @@ impl<T: 'static> Linker<T> {
                 "module and linker belong to different engines".into(),
             ));
         }
-        let mut imports = Vec::with_capacity(module.imports().len());
-        for import in module.imports() {
-            let ext = self
-                .get(&mut store, import.module(), import.name())
-                .ok_or_else(|| {
-                    Error::Link(format!(
-                        "unknown import: `{}::{}` of type {} has not been defined{}",
-                        import.module(),
-                        import.name(),
-                        import.ty(),
-                        self.what_is_defined(import.module(), import.name())
-                    ))
-                })?;
+        let wanted = &module.info().imports;
+        let mut imports = Vec::with_capacity(wanted.len());
+        for (i, import) in wanted.iter().enumerate() {
+            let (module_name, name) = (import.module.as_str(), import.name.as_str());
+            let ext = self.get(&mut store, module_name, name).ok_or_else(|| {
+                let ty = module.imports().nth(i).map(|import| import.ty());
+                Error::Link(format!(
+                    "unknown import: `{module_name}::{name}` of type {} has not been defined{}",
+                    ty.map_or_else(String::new, |ty| ty.to_string()),
+                    self.what_is_defined(module_name, name)
+                ))
+            })?;
             imports.push(ext);
         }
         let ctx = store.as_context_mut();

@@ -1,20 +1,21 @@
 //! Instantiation: checking a module's needs against the store's limits, filling the new
 //! instance's vmctx (imports, func refs), creating its memories, tables and globals, and
-//! writing its element and data segments. Nothing here is done per function beyond the
-//! func-ref slots of the vmctx: function ids are computed from the instance.
+//! writing its element and data segments or mapping its memory image. Nothing here is done
+//! per function: function ids are computed from the instance, and only the func refs that
+//! can be observed ([`crate::func_refs`]) are written.
 
 use std::cell::Cell;
 use std::sync::Arc;
 
 use kiln_artifact::{
     ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedMemoryImage, ArchivedModuleInfo,
-    EntityIndex, FuncIndex, MemoryType,
+    EntityIndex, MemoryType,
 };
 
 use super::convert::{global_type, table_type};
 use super::{
-    Extern, FuncId, FuncOwner, GlobalData, GlobalId, InstanceId, InstantiateError, MemoryId,
-    StoreOpaque, TableId, Trap,
+    Extern, FuncId, FuncOwner, FuncRefs, GlobalData, GlobalId, InstanceId, InstantiateError,
+    MemoryId, StoreOpaque, TableId, Trap,
 };
 use crate::builtins::BUILTINS;
 use crate::instance::{Instance, VMContextAlloc};
@@ -126,8 +127,11 @@ impl StoreOpaque {
         // refs of this instance into imported tables before the failure.
         if !info.functions.is_empty() {
             let start = instance.vmctx.as_ptr() as usize + offsets.func_ref(0) as usize;
-            self.func_ref_arrays
-                .insert(start, (id, info.functions.len()));
+            let refs = FuncRefs::Instance {
+                instance: id,
+                len: info.functions.len(),
+            };
+            self.func_refs.insert(start, refs);
         }
         self.instances.push(instance);
         result.map(|start| (id, start))
@@ -168,21 +172,24 @@ impl StoreOpaque {
                     let wasm_to_array = code_base.wrapping_add(
                         info.trampolines[import_ty].wasm_to_array.start.to_native() as usize,
                     );
-                    let record = match f.owner() {
-                        FuncOwner::Host(h) => VMFunctionImport {
-                            wasm_call: wasm_to_array,
-                            vmctx: (&*self.host_funcs[h].ctx as *const VMHostFuncContext)
-                                .cast_mut()
-                                .cast(),
-                        },
+                    let (record, type_id) = match f.owner() {
+                        FuncOwner::Host(h) => {
+                            let host = &mut self.host_funcs[h];
+                            let record = VMFunctionImport {
+                                wasm_call: wasm_to_array,
+                                vmctx: (&*host.ctx as *const VMHostFuncContext).cast_mut().cast(),
+                            };
+                            (record, host.func_ref().type_id)
+                        }
                         FuncOwner::Wasm(..) => {
                             // SAFETY: a wasm function's func ref lives in the vmctx of its
                             // instance, which was initialised before this one could import it.
                             let r = unsafe { *self.wasm_func_ref(f) };
-                            VMFunctionImport {
+                            let record = VMFunctionImport {
                                 wasm_call: r.wasm_call,
                                 vmctx: r.vmctx,
-                            }
+                            };
+                            (record, r.type_id)
                         }
                     };
                     // SAFETY: see above.
@@ -191,11 +198,11 @@ impl StoreOpaque {
                             .write(record)
                     };
                     if let FuncOwner::Host(h) = f.owner()
-                        && self.host_funcs[h].func_ref.wasm_call.is_null()
+                        && self.host_funcs[h].func_ref().wasm_call.is_null()
                     {
-                        self.host_funcs[h].func_ref.wasm_call = wasm_to_array;
+                        self.host_funcs[h].func_ref().wasm_call = wasm_to_array;
                     }
-                    import_funcs.push((i, f, record));
+                    import_funcs.push((i, record, type_id));
                     instance.imported_funcs.push(f);
                 }
                 (EntityIndex::Table(i), Extern::Table(t)) => {
@@ -237,29 +244,27 @@ impl StoreOpaque {
         }
 
         // Func refs of every function (the ids of defined ones are their indices).
-        let num_imported_funcs = info.num_imported_funcs.to_native();
-        for (i, f, record) in &import_funcs {
-            let sig = self.func_ty(*f).signature_id().0;
+        for &(i, record, type_id) in &import_funcs {
             let slot = vm.field::<VMFuncRef>(offsets.func_ref(i.0));
             // SAFETY: see above.
             unsafe {
                 slot.write(VMFuncRef {
                     wasm_call: record.wasm_call,
                     vmctx: record.vmctx,
-                    type_id: sig,
+                    type_id,
                 })
             };
         }
-        for (def_index, compiled) in info.compiled.iter() {
-            let func_index = FuncIndex(def_index.0 + num_imported_funcs);
-            let decl = &info.functions[func_index];
-            let slot = vm.field::<VMFuncRef>(offsets.func_ref(func_index.0));
+        // Of defined functions, only those whose func refs can be observed: the other slots
+        // stay zero and are never read.
+        for f in module.escaping_funcs() {
+            let slot = vm.field::<VMFuncRef>(offsets.func_ref(f.index));
             // SAFETY: see above.
             unsafe {
                 slot.write(VMFuncRef {
-                    wasm_call: code_base.wrapping_add(compiled.body.start.to_native() as usize),
+                    wasm_call: code_base.wrapping_add(f.body_start as usize),
                     vmctx: vm.as_ptr(),
-                    type_id: decl.signature.native().0,
+                    type_id: f.type_id,
                 })
             };
         }

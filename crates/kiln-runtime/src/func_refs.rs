@@ -1,0 +1,62 @@
+//! Which defined functions can have their func ref observed, so that instantiation fills
+//! only those slots of the vmctx instead of one per function.
+//!
+//! A func ref leaves an instance only through what the module names outside function
+//! bodies: element segments (tables, `table.init`), exports, global initialisers and the
+//! start function, which the host calls. `ref.func` in a body may only name functions that
+//! appear there (validation's "declared references"), and calls between functions use
+//! code addresses, not func refs. Derived from the metadata once per module, so a checked
+//! artifact cannot disagree with it.
+
+use kiln_artifact::{ArchivedConstExpr, ArchivedElemItems, ArchivedModuleInfo, EntityIndex};
+
+/// What instantiation writes into the func ref slot of one defined function.
+#[derive(Clone, Copy, Debug)]
+pub struct EscapingFunc {
+    /// Its index in the function index space (its func ref slot).
+    pub index: u32,
+    /// Offset of its body in the text section.
+    pub body_start: u32,
+    /// Its signature id.
+    pub type_id: u64,
+}
+
+/// The defined functions of `info` whose func refs can be observed, in index order.
+pub fn escaping_funcs(info: &ArchivedModuleInfo) -> Vec<EscapingFunc> {
+    let mut indices: Vec<u32> = Vec::new();
+    let ref_func = |e: &ArchivedConstExpr| match e {
+        ArchivedConstExpr::RefFunc(f) => Some(f.0.to_native()),
+        _ => None,
+    };
+    for (_, segment) in info.elements.iter() {
+        match &segment.items {
+            ArchivedElemItems::Functions(fs) => indices.extend(fs.iter().map(|f| f.0.to_native())),
+            ArchivedElemItems::Exprs(es) => indices.extend(es.iter().filter_map(ref_func)),
+        }
+    }
+    for (_, index) in info.exports.iter() {
+        if let EntityIndex::Function(f) = index.native() {
+            indices.push(f.0);
+        }
+    }
+    for (_, global) in info.globals.iter() {
+        indices.extend(global.init.as_ref().and_then(ref_func));
+    }
+    indices.extend(info.start.as_ref().map(|s| s.0.to_native()));
+    indices.sort_unstable();
+    indices.dedup();
+    let imported = info.num_imported_funcs.to_native();
+    indices
+        .into_iter()
+        .filter_map(|index| {
+            let defined = index.checked_sub(imported)?;
+            let compiled = info.compiled.as_slice().get(defined as usize)?;
+            let decl = info.functions.as_slice().get(index as usize)?;
+            Some(EscapingFunc {
+                index,
+                body_start: compiled.body.start.to_native(),
+                type_id: decl.signature.native().0,
+            })
+        })
+        .collect()
+}
