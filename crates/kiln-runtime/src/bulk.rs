@@ -221,19 +221,6 @@ impl Instance {
         }
     }
 
-    /// Item `k` of element segment `elem` as a reference value.
-    fn elem_item(&self, elem: u32, k: usize) -> *const VMFuncRef {
-        let Some(seg) = self.info().elements.get(ElemIndex(elem)) else {
-            return std::ptr::null();
-        };
-        match &seg.items {
-            ArchivedElemItems::Functions(fs) => self.func_ref_ptr(fs[k].native().0),
-            ArchivedElemItems::Exprs(es) => {
-                self.const_value(&es[k]).get_u64() as usize as *const VMFuncRef
-            }
-        }
-    }
-
     /// `table.init`: `len` items of element segment `elem` from `src` to `dst` in `table`.
     pub fn table_init(
         &self,
@@ -250,11 +237,35 @@ impl Instance {
         if src + len > items || dst + len > table.size() as usize {
             return Err(TrapCode::TableOutOfBounds);
         }
+        if len == 0 {
+            return Ok(());
+        }
         // SAFETY: segment items are this instance's func refs, or constant references whose
         // type the checked metadata matched with the table's element type.
         let elements = unsafe { table.elements_mut() };
-        for k in 0..len {
-            elements[dst + k] = self.elem_item(elem, src + k);
+        let out = &mut elements[dst..dst + len];
+        // `items > 0`, so the segment exists; looked up once, not per item.
+        let info = self.info();
+        match &info.elements[ElemIndex(elem)].items {
+            ArchivedElemItems::Functions(fs) => {
+                let functions = info.functions.len();
+                let first = self.offsets.func_ref(0) as usize;
+                let stride = kiln_artifact::vmoffsets::func_ref::SIZE as usize;
+                for (slot, f) in out.iter_mut().zip(&fs[src..src + len]) {
+                    let f = f.0.to_native() as usize;
+                    *slot = if f < functions {
+                        // In bounds: the vmctx holds a func ref slot for every function.
+                        self.vmctx.as_ptr().wrapping_add(first + f * stride).cast()
+                    } else {
+                        std::ptr::null()
+                    };
+                }
+            }
+            ArchivedElemItems::Exprs(es) => {
+                for (slot, e) in out.iter_mut().zip(&es[src..src + len]) {
+                    *slot = self.const_value(e).get_u64() as usize as *const VMFuncRef;
+                }
+            }
         }
         Ok(())
     }
