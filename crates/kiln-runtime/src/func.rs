@@ -1,6 +1,7 @@
 //! Host functions: their contexts, and the array-call shim through which wasm calls them.
 
 use std::any::Any;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use kiln_artifact::vmoffsets::HOST_FUNC_MAGIC;
 use crate::instance::Instance;
 use crate::store::{InstanceId, Store};
 use crate::traphandlers::{self, HostError, UnwindReason};
-use crate::vmcontext::{VMFuncRef, VMHostFuncContext, VMStoreContext, ValRaw};
+use crate::vmcontext::{VMHostFuncContext, VMStoreContext, ValRaw};
 
 /// A host function over a store with data `D`: gets the store, the calling instance (if
 /// called from wasm) and the value array (params in, results out).
@@ -20,35 +21,62 @@ pub type HostFn<D> = Arc<
 
 /// The runtime-private part of a `VMHostFuncContext`.
 pub struct HostFuncData {
-    /// The function's signature, shared with whoever defined it (a linker defines one
-    /// function for every store it instantiates in).
+    /// The function's signature.
     pub ty: Arc<FuncType>,
     /// A `HostFn<D>` for the store's `D`.
     pub callee: Box<dyn Any + Send + Sync>,
-    /// The function's func ref, in the same allocation: its `vmctx` is this context, its
-    /// `wasm_call` filled the first time a module provides a trampoline for the signature.
-    pub func_ref: VMFuncRef,
 }
 
-/// Creates the context of a host function for stores with data `D`: one allocation
-/// besides the closure's box.
-pub fn new_host_context<D: 'static>(ty: Arc<FuncType>, f: HostFn<D>) -> Box<VMHostFuncContext> {
-    let type_id = ty.signature_id().0;
-    let mut ctx = Box::new(VMHostFuncContext {
-        array_call: array_call_shim::<D>,
-        magic: HOST_FUNC_MAGIC,
-        func: HostFuncData {
-            ty,
-            callee: Box::new(f),
-            func_ref: VMFuncRef {
-                wasm_call: std::ptr::null(),
-                vmctx: std::ptr::null_mut(),
-                type_id,
-            },
-        },
-    });
-    ctx.func.func_ref.vmctx = (&raw mut *ctx).cast();
-    ctx
+/// A host function that any number of stores with data `D` can hold: its context is made
+/// once (a linker makes one per definition) and shared, so adding it to a store allocates
+/// nothing of its own. Immutable once made.
+pub struct HostFuncDef<D> {
+    ctx: Arc<VMHostFuncContext>,
+    _data: PhantomData<fn(D)>,
+}
+
+impl<D> Clone for HostFuncDef<D> {
+    fn clone(&self) -> Self {
+        HostFuncDef {
+            ctx: self.ctx.clone(),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<D: 'static> HostFuncDef<D> {
+    /// A host function of signature `ty` calling `f`.
+    ///
+    /// # Safety
+    /// `f` runs while wasm frames of a store are live: it must not move, replace or drop
+    /// the store it is given (only use it through its methods), and it must write results
+    /// of `ty`'s types into the value array, references among them null or valid in that
+    /// store.
+    pub unsafe fn new(ty: Arc<FuncType>, f: HostFn<D>) -> Self {
+        HostFuncDef {
+            ctx: Arc::new(VMHostFuncContext {
+                array_call: array_call_shim::<D>,
+                magic: HOST_FUNC_MAGIC,
+                func: HostFuncData {
+                    ty,
+                    callee: Box::new(f),
+                },
+            }),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<D> HostFuncDef<D> {
+    /// The shared context, which only stores with data `D` may call.
+    pub(crate) fn context(&self) -> &Arc<VMHostFuncContext> {
+        &self.ctx
+    }
+
+    /// The function's signature.
+    pub fn ty(&self) -> &Arc<FuncType> {
+        &self.ctx.func.ty
+    }
 }
 
 /// The host function of `ctx`, for stores with data `D`.
@@ -93,7 +121,7 @@ unsafe fn call_host<D: 'static>(
 ///
 /// # Safety
 /// Called only by a wasm-to-array trampoline, with a host context created by
-/// [`new_host_context::<D>`], the vmctx of a calling instance of a `Store<D>` that is
+/// [`HostFuncDef::<D>::new`], the vmctx of a calling instance of a `Store<D>` that is
 /// running wasm on this thread, and a value array of `len` slots.
 unsafe extern "C" fn array_call_shim<D: 'static>(
     host_vmctx: *mut u8,

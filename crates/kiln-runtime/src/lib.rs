@@ -44,7 +44,7 @@ pub mod table;
 pub mod traphandlers;
 pub mod vmcontext;
 
-pub use func::HostFn;
+pub use func::{HostFn, HostFuncDef};
 pub use limits::StoreLimits;
 pub use loader::{LoadError, LoadedModule, Verification};
 pub use memory::MemoryStrategy;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_artifact::{EntityIndex, FuncIndex, FuncType, GlobalType, MemoryType, TableType};
 
-use crate::func::{HostFn, new_host_context};
+use crate::func::{HostFn, HostFuncDef};
 use crate::instance::Instance;
 use crate::limits::StoreLimits;
 use crate::loader::LoadedModule;
@@ -36,28 +36,29 @@ pub struct StoreConfig {
     pub max_wasm_stack: usize,
 }
 
-/// A host function of the store: its context, which holds its signature and func ref.
+/// A host function of the store: its shared context; its func ref lies in the store's
+/// `host_func_refs`.
 struct HostFunc {
-    ctx: Box<VMHostFuncContext>,
+    ctx: Arc<VMHostFuncContext>,
 }
 
 impl HostFunc {
     fn ty(&self) -> &FuncType {
         &self.ctx.func.ty
     }
-
-    fn func_ref(&mut self) -> &mut VMFuncRef {
-        &mut self.ctx.func.func_ref
-    }
 }
+
+/// Host func refs are kept in chunks of this many, so their addresses never move and a
+/// store allocates once per chunk rather than once per function.
+const HOST_FUNC_REF_CHUNK: usize = 32;
 
 /// What lies at an address of [`StoreOpaque::func_refs`].
 #[derive(Clone, Copy, Debug)]
 enum FuncRefs {
     /// The func refs of an instance's functions, in index order.
     Instance { instance: InstanceId, len: usize },
-    /// The func ref of a host function.
-    Host(FuncId),
+    /// A chunk of host func refs, the first being that of host function `first`.
+    Host { first: usize },
 }
 
 /// A global's storage.
@@ -77,6 +78,8 @@ pub struct StoreOpaque {
     config: StoreConfig,
     // Instances are dropped after the items that their vmctx describes (field order).
     host_funcs: Vec<HostFunc>,
+    /// The func refs of `host_funcs`, by index, in chunks of `HOST_FUNC_REF_CHUNK`.
+    host_func_refs: Vec<Box<[VMFuncRef; HOST_FUNC_REF_CHUNK]>>,
     memories: Vec<Box<Memory>>,
     tables: Vec<Box<Table>>,
     globals: Vec<GlobalData>,
@@ -135,6 +138,7 @@ impl<D: 'static> Store<D> {
                 }),
                 config,
                 host_funcs: Vec::new(),
+                host_func_refs: Vec::new(),
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
@@ -155,16 +159,16 @@ impl<D: 'static> Store<D> {
     /// Creates a host function.
     ///
     /// # Safety
-    /// `f` runs while wasm frames of this store are live: it must not move, replace or drop
-    /// the store it is given (only use it through its methods), and it must write results of
-    /// `ty`'s types into the value array, references among them null or valid in this store.
+    /// As for [`HostFuncDef::new`].
     pub unsafe fn new_host_func(&mut self, ty: Arc<FuncType>, f: HostFn<D>) -> FuncId {
-        let ctx = new_host_context::<D>(ty, f);
-        let id = FuncId::host(self.opaque.host_funcs.len());
-        let address = &raw const ctx.func.func_ref as usize;
-        self.opaque.host_funcs.push(HostFunc { ctx });
-        self.opaque.func_refs.insert(address, FuncRefs::Host(id));
-        id
+        // SAFETY: forwarded from this function's contract.
+        let def = unsafe { HostFuncDef::<D>::new(ty, f) };
+        self.add_host_func(&def)
+    }
+
+    /// Adds a host function made for stores with data `D`; it shares `def`'s context.
+    pub fn add_host_func(&mut self, def: &HostFuncDef<D>) -> FuncId {
+        self.opaque.add_host_func(def.context().clone())
     }
 
     /// Instantiates `module` with `imports` (one per import, in module order) and runs its
@@ -226,11 +230,14 @@ impl<D> Store<D> {
         };
         let StoreOpaque {
             host_funcs,
+            host_func_refs,
             modules,
             ..
         } = &mut self.opaque;
-        let host = &mut host_funcs[index];
-        if host.func_ref().wasm_call.is_null() {
+        let host = &host_funcs[index];
+        let func_ref =
+            &mut host_func_refs[index / HOST_FUNC_REF_CHUNK][index % HOST_FUNC_REF_CHUNK];
+        if func_ref.wasm_call.is_null() {
             let trampoline = modules.iter().find_map(|m| {
                 let info = m.info();
                 let (ty, _) = info.types.iter().find(|(_, t)| t.matches(host.ty()))?;
@@ -238,7 +245,7 @@ impl<D> Store<D> {
                 Some(m.code_base().wrapping_add(start as usize))
             });
             match trampoline {
-                Some(t) => host.func_ref().wasm_call = t,
+                Some(t) => func_ref.wasm_call = t,
                 None => {
                     return Err(format!(
                         "host function of type {} cannot be used as a funcref before a \
@@ -248,7 +255,7 @@ impl<D> Store<D> {
                 }
             }
         }
-        Ok(host.func_ref())
+        Ok(func_ref)
     }
 
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
@@ -268,16 +275,45 @@ impl<D> Store<D> {
 }
 
 impl StoreOpaque {
+    fn add_host_func(&mut self, ctx: Arc<VMHostFuncContext>) -> FuncId {
+        let index = self.host_funcs.len();
+        if index.is_multiple_of(HOST_FUNC_REF_CHUNK) {
+            let chunk = Box::new([VMFuncRef::EMPTY; HOST_FUNC_REF_CHUNK]);
+            self.func_refs
+                .insert(chunk.as_ptr() as usize, FuncRefs::Host { first: index });
+            self.host_func_refs.push(chunk);
+        }
+        *self.host_func_ref(index) = VMFuncRef {
+            wasm_call: std::ptr::null(),
+            vmctx: Arc::as_ptr(&ctx).cast_mut().cast(),
+            type_id: ctx.func.ty.signature_id().0,
+        };
+        self.host_funcs.push(HostFunc { ctx });
+        FuncId::host(index)
+    }
+
+    /// The func ref of host function `index`; its `wasm_call` is filled the first time a
+    /// module provides a trampoline for its signature.
+    fn host_func_ref(&mut self, index: usize) -> &mut VMFuncRef {
+        &mut self.host_func_refs[index / HOST_FUNC_REF_CHUNK][index % HOST_FUNC_REF_CHUNK]
+    }
+
     /// The function a `VMFuncRef` pointer names, if it is one of this store's.
     pub fn func_from_ref(&self, ptr: *const VMFuncRef) -> Option<FuncId> {
         let address = ptr as usize;
         let (&start, &refs) = self.func_refs.range(..=address).next_back()?;
-        let (instance, len) = match refs {
-            FuncRefs::Host(id) => return (start == address).then_some(id),
-            FuncRefs::Instance { instance, len } => (instance, len),
-        };
         let stride = kiln_artifact::vmoffsets::func_ref::SIZE as usize;
         let offset = address - start;
+        let (instance, len) = match refs {
+            FuncRefs::Host { first } => {
+                let index = first + offset / stride;
+                let valid = offset.is_multiple_of(stride)
+                    && offset / stride < HOST_FUNC_REF_CHUNK
+                    && index < self.host_funcs.len();
+                return valid.then(|| FuncId::host(index));
+            }
+            FuncRefs::Instance { instance, len } => (instance, len),
+        };
         if !offset.is_multiple_of(stride) || offset / stride >= len {
             return None;
         }

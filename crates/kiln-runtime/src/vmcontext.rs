@@ -143,6 +143,15 @@ pub struct VMFuncRef {
     pub type_id: u64,
 }
 
+impl VMFuncRef {
+    /// A slot not yet filled: nothing calls through it.
+    pub const EMPTY: VMFuncRef = VMFuncRef {
+        wasm_call: std::ptr::null(),
+        vmctx: std::ptr::null_mut(),
+        type_id: 0,
+    };
+}
+
 const _: () = {
     assert!(offset_of!(VMFuncRef, wasm_call) == func_ref::WASM_CALL as usize);
     assert!(offset_of!(VMFuncRef, vmctx) == func_ref::VMCTX as usize);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use kiln_artifact::FuncType;
-use kiln_runtime::HostFn;
+use kiln_runtime::HostFuncDef;
 
 use crate::func::host_fn_from_dyn;
 use crate::store::{StoreData, store_id};
@@ -13,16 +13,19 @@ use crate::{
     Result, Val,
 };
 
+type Names<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 enum Definition<T> {
     Extern(Extern),
-    HostFunc(Arc<FuncType>, HostFn<StoreData<T>>),
+    /// Made once, shared by every store the linker instantiates in.
+    HostFunc(HostFuncDef<StoreData<T>>),
 }
 
 impl<T> Clone for Definition<T> {
     fn clone(&self) -> Self {
         match self {
             Definition::Extern(e) => Definition::Extern(*e),
-            Definition::HostFunc(t, f) => Definition::HostFunc(t.clone(), f.clone()),
+            Definition::HostFunc(def) => Definition::HostFunc(def.clone()),
         }
     }
 }
@@ -32,8 +35,9 @@ pub struct Linker<T> {
     engine: Engine,
     allow_shadowing: bool,
     /// Definitions by module name, then by name: looked up with `&str`s, so resolving an
-    /// import allocates nothing.
-    defs: HashMap<String, HashMap<String, Definition<T>>>,
+    /// import allocates nothing, and hashed with foldhash (the embedder inserts the names;
+    /// a module only looks them up), several times faster than SipHash for short names.
+    defs: Names<Names<Definition<T>>>,
 }
 
 impl<T> Clone for Linker<T> {
@@ -52,7 +56,7 @@ impl<T: 'static> Linker<T> {
         Linker {
             engine: engine.clone(),
             allow_shadowing: false,
-            defs: HashMap::new(),
+            defs: Names::default(),
         }
     }
 
@@ -109,7 +113,10 @@ impl<T: 'static> Linker<T> {
         f: impl IntoFunc<T, Params, Results>,
     ) -> Result<&mut Self> {
         let (ty, host) = f.into_host_fn();
-        self.insert(module, name, Definition::HostFunc(Arc::new(ty), host))
+        // SAFETY: `into_host_fn` writes results of the sealed scalar types of `ty` only, and
+        // gives the closure a `Caller`, which cannot replace the store.
+        let def = unsafe { HostFuncDef::new(Arc::new(ty), host) };
+        self.insert(module, name, Definition::HostFunc(def))
     }
 
     /// Defines `module::name` as a host function of type `ty` working on [`Val`]s.
@@ -121,7 +128,10 @@ impl<T: 'static> Linker<T> {
         f: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<()> + Send + Sync + 'static,
     ) -> Result<&mut Self> {
         let host = host_fn_from_dyn(ty.clone(), Arc::new(f));
-        self.insert(module, name, Definition::HostFunc(Arc::new(ty), host))
+        // SAFETY: `host_fn_from_dyn` checks every result's type and store before writing it,
+        // and gives the closure a `Caller`, which cannot replace the store.
+        let def = unsafe { HostFuncDef::new(Arc::new(ty), host) };
+        self.insert(module, name, Definition::HostFunc(def))
     }
 
     /// Defines every export of `instance` under `module_name`.
@@ -149,10 +159,8 @@ impl<T: 'static> Linker<T> {
         let ctx = store.as_context_mut();
         Some(match def {
             Definition::Extern(e) => *e,
-            Definition::HostFunc(ty, f) => {
-                // SAFETY: linker host functions come from `func_wrap` or `func_new`, whose
-                // wrappers check results and give closures a `Caller` only (see `Func::new`).
-                let id = unsafe { ctx.0.new_host_func(ty.clone(), f.clone()) };
+            Definition::HostFunc(def) => {
+                let id = ctx.0.add_host_func(def);
                 Extern::Func(Func {
                     store: store_id(ctx.0),
                     id,

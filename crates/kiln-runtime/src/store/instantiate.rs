@@ -23,8 +23,8 @@ use crate::loader::LoadedModule;
 use crate::memory::Memory;
 use crate::table::Table;
 use crate::vmcontext::{
-    VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMHostFuncContext, VMMemoryDefinition,
-    VMStoreContext, VMTableDefinition, ValRaw,
+    VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMMemoryDefinition, VMStoreContext,
+    VMTableDefinition, ValRaw,
 };
 
 impl StoreOpaque {
@@ -174,12 +174,15 @@ impl StoreOpaque {
                     );
                     let (record, type_id) = match f.owner() {
                         FuncOwner::Host(h) => {
-                            let host = &mut self.host_funcs[h];
+                            let func_ref = self.host_func_ref(h);
+                            if func_ref.wasm_call.is_null() {
+                                func_ref.wasm_call = wasm_to_array;
+                            }
                             let record = VMFunctionImport {
                                 wasm_call: wasm_to_array,
-                                vmctx: (&*host.ctx as *const VMHostFuncContext).cast_mut().cast(),
+                                vmctx: func_ref.vmctx,
                             };
-                            (record, host.func_ref().type_id)
+                            (record, func_ref.type_id)
                         }
                         FuncOwner::Wasm(..) => {
                             // SAFETY: a wasm function's func ref lives in the vmctx of its
@@ -197,11 +200,6 @@ impl StoreOpaque {
                         vm.field::<VMFunctionImport>(offsets.imported_function(i.0))
                             .write(record)
                     };
-                    if let FuncOwner::Host(h) = f.owner()
-                        && self.host_funcs[h].func_ref().wasm_call.is_null()
-                    {
-                        self.host_funcs[h].func_ref().wasm_call = wasm_to_array;
-                    }
                     import_funcs.push((i, record, type_id));
                     instance.imported_funcs.push(f);
                 }
