@@ -1,4 +1,9 @@
 //! Linear memories: a reservation of address space whose accessible prefix grows in place.
+//!
+//! Guard-page reservations are all the same size, so a dropped memory's reservation is reset
+//! (one `mmap` that discards its pages) and kept in a small process-wide pool for the next
+//! memory: creating and dropping an instance then costs two system calls fewer than mapping
+//! and unmapping 8 GiB of address space each time.
 
 use kiln_artifact::types::WASM_PAGE_SIZE;
 use kiln_artifact::{GUARD_RESERVATION, MemoryType};
@@ -18,11 +23,45 @@ pub enum MemoryStrategy {
     Explicit,
 }
 
+/// How many reset guard-page reservations the process keeps for new memories: enough for
+/// a burst of short-lived instances, 8 GiB of address space (and no memory) each.
+const POOLED_RESERVATIONS: usize = 16;
+
+static RESERVATION_POOL: std::sync::Mutex<Vec<Reservation>> = std::sync::Mutex::new(Vec::new());
+
+/// A guard-page reservation: a pooled one, or a new one.
+fn guard_reservation(len: usize) -> std::io::Result<Reservation> {
+    let pooled = RESERVATION_POOL
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .filter(|r| r.len() >= len);
+    match pooled {
+        Some(r) => Ok(r),
+        None => Reservation::new(len),
+    }
+}
+
+/// Resets the first `used` bytes of `reservation` and pools it; unmaps it instead when the
+/// pool is full or the reset fails, so no reservation with old contents is ever reused.
+fn recycle(reservation: Reservation, used: usize) {
+    if reservation.reset(used).is_err() {
+        return;
+    }
+    if let Ok(mut pool) = RESERVATION_POOL.lock()
+        && pool.len() < POOLED_RESERVATIONS
+    {
+        pool.push(reservation);
+    }
+}
+
 /// A linear memory. Its base never moves, so raw pointers to its bytes stay valid for the
 /// memory's lifetime (they may only cover less than the accessible length).
 #[derive(Debug)]
 pub struct Memory {
-    reservation: Reservation,
+    /// Taken out only in `drop`.
+    reservation: std::mem::ManuallyDrop<Reservation>,
+    strategy: MemoryStrategy,
     ty: MemoryType,
     /// Largest size in pages this memory may reach.
     max_pages: u64,
@@ -64,8 +103,11 @@ impl Memory {
             MemoryStrategy::Explicit => max_pages * WASM_PAGE_SIZE,
         };
         let reserve = usize::try_from(reserve).map_err(|_| "memory reservation too large")?;
-        let reservation =
-            Reservation::new(reserve).map_err(|e| format!("cannot reserve memory: {e}"))?;
+        let reservation = match strategy {
+            MemoryStrategy::GuardPages => guard_reservation(reserve),
+            MemoryStrategy::Explicit => Reservation::new(reserve),
+        }
+        .map_err(|e| format!("cannot reserve memory: {e}"))?;
         let initial = (ty.min * WASM_PAGE_SIZE) as usize;
         reservation
             .make_accessible(0, initial)
@@ -76,7 +118,8 @@ impl Memory {
         });
         let definition: *mut VMMemoryDefinition = &mut *own;
         Ok(Box::new(Memory {
-            reservation,
+            reservation: std::mem::ManuallyDrop::new(reservation),
+            strategy,
             ty,
             max_pages,
             limit_reached: false,
@@ -221,6 +264,17 @@ impl Memory {
         // SAFETY: `definition` is valid for writes for the memory's lifetime.
         unsafe { (*self.definition).current_length = new_bytes };
         Some(old)
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let used = self.byte_len();
+        // SAFETY: the reservation is taken out once, here, and `self` is not used after.
+        let reservation = unsafe { std::mem::ManuallyDrop::take(&mut self.reservation) };
+        if self.strategy == MemoryStrategy::GuardPages {
+            recycle(reservation, used);
+        }
     }
 }
 

@@ -85,6 +85,36 @@ impl Reservation {
         self.protect(start, len, libc::PROT_READ | libc::PROT_EXEC)
     }
 
+    /// Returns `[0, len)` of the region to the state of a fresh reservation: no access, and
+    /// zero pages behind it. One call discards written pages and file mappings alike.
+    pub fn reset(&self, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        if len > self.len || !len.is_multiple_of(page_size()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "reset outside the reservation or not page-aligned",
+            ));
+        }
+        // SAFETY: the range is page-aligned and inside a mapping this value owns, so
+        // MAP_FIXED replaces only pages of this reservation, with what `new` maps.
+        let ptr = unsafe {
+            libc::mmap(
+                self.ptr.as_ptr().cast(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Maps `len` bytes of `file` at `file_offset` over `[start, start + len)` of the region,
     /// readable, writable and private: pages are shared with the file until written, and
     /// nothing written reaches the file. All three must be page-aligned; the range must lie
@@ -471,6 +501,35 @@ pub fn ensure_alt_stack() -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a reused reservation must be: every page written or mapped before is zero again.
+    #[test]
+    fn reset_discards_written_and_mapped_pages() {
+        let p = page_size();
+        let r = Reservation::new(8 * p).unwrap();
+        r.make_accessible(0, 4 * p).unwrap();
+        // SAFETY: the first four pages were just made readable and writable.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(r.as_ptr(), 4 * p) };
+        bytes.fill(0xa5);
+        #[cfg(target_os = "linux")]
+        {
+            let image = vec![0x5a; 2 * p];
+            let file = sealed_memory_file(c"test-image", &image).unwrap();
+            // SAFETY: the in-memory file is sealed: nothing can change or truncate it.
+            unsafe { r.map_file_over(p, 2 * p, &file, 0) }.unwrap();
+            // SAFETY: as above; the mapping is readable.
+            let mapped = unsafe { std::slice::from_raw_parts(r.as_ptr(), 4 * p) };
+            assert_eq!(mapped[p], 0x5a);
+            assert_eq!(mapped[0], 0xa5);
+        }
+        r.reset(4 * p).unwrap();
+        r.make_accessible(0, 4 * p).unwrap();
+        // SAFETY: made accessible again just above.
+        let bytes = unsafe { std::slice::from_raw_parts(r.as_ptr(), 4 * p) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert!(r.reset(9 * p).is_err());
+        assert!(r.reset(p + 1).is_err());
+    }
 
     #[test]
     fn reservation_protection() {

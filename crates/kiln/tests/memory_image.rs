@@ -208,3 +208,31 @@ fn a_trapping_element_segment_leaves_the_image_unwritten() {
     let peek = peek.typed::<(), i32>(&store).unwrap();
     assert_eq!(peek.call(&mut store, ()).unwrap(), 0);
 }
+
+/// Dropped memories' reservations are reset and reused by later ones: nothing a previous
+/// instance wrote, grew or had mapped may show through.
+#[test]
+fn reused_memories_start_from_the_image_and_zeros() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, WAT).unwrap();
+    for round in 0..50 {
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        assert_eq!(read(&mut store, &instance, 16, 4), b"kiln", "round {round}");
+        assert_eq!(read(&mut store, &instance, 0, 8), [0; 8], "round {round}");
+        assert_eq!(read(&mut store, &instance, 70000, 8), b"pageTWO!");
+        let memory = instance.get_memory(&mut store, "mem").unwrap();
+        assert_eq!(
+            memory.size(&store),
+            2,
+            "round {round}: grown pages are gone"
+        );
+        let write = instance
+            .get_typed_func::<(i32, i32), ()>(&mut store, "store")
+            .unwrap();
+        write.call(&mut store, (0, 7)).unwrap();
+        write.call(&mut store, (17, 7)).unwrap();
+        memory.grow(&mut store, 3).unwrap();
+        write.call(&mut store, (4 * 65536, 7)).unwrap();
+    }
+}
