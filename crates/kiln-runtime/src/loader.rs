@@ -80,6 +80,9 @@ pub struct MemoryImageSource<'a> {
 /// handle and instance that uses it.
 #[derive(Debug)]
 pub struct LoadedModule {
+    /// Unique in the process, never reused: names this module's memory image in reused
+    /// memories.
+    id: u64,
     storage: Storage,
     header: Header,
     metadata: std::ops::Range<usize>,
@@ -108,6 +111,11 @@ enum Code {
     /// Pages of the module's own anonymous copy of the artifact (`Storage::Anon`), made
     /// executable in place: `len` bytes at `offset`.
     InStorage { offset: usize, len: usize },
+}
+
+fn next_module_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Checks `file` against `expected` and the host CPU, to the depth `verification` asks for.
@@ -322,6 +330,7 @@ impl LoadedModule {
         };
         let len = map.len();
         Ok(Arc::new(LoadedModule {
+            id: next_module_id(),
             storage: Storage::File(map, file),
             header,
             metadata,
@@ -388,6 +397,7 @@ impl LoadedModule {
             Code::Mapped(crate::sys::copy_to_executable(&file[code_range]).map_err(io)?)
         };
         Ok(Arc::new(LoadedModule {
+            id: next_module_id(),
             storage: Storage::Anon(map),
             header,
             metadata,
@@ -398,6 +408,11 @@ impl LoadedModule {
             escaping_funcs: std::sync::OnceLock::new(),
             image_file: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The module's id, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The artifact's bytes.

@@ -27,31 +27,68 @@ pub enum MemoryStrategy {
 /// a burst of short-lived instances, 8 GiB of address space (and no memory) each.
 const POOLED_RESERVATIONS: usize = 16;
 
-static RESERVATION_POOL: std::sync::Mutex<Vec<Reservation>> = std::sync::Mutex::new(Vec::new());
+/// A memory image mapped copy-on-write at the start of a memory: which module's image, and
+/// the memory's accessible length around it. A module's id is never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageKey {
+    /// The id of the loaded module whose image it is.
+    pub module: u64,
+    /// The memory's accessible length in bytes.
+    pub accessible: usize,
+}
 
-/// A guard-page reservation: a pooled one, or a new one.
-fn guard_reservation(len: usize) -> std::io::Result<Reservation> {
-    let pooled = RESERVATION_POOL
-        .lock()
-        .ok()
-        .and_then(|mut pool| pool.pop())
-        .filter(|r| r.len() >= len);
+/// A reservation in the pool: zero and inaccessible, or (`warm`) left exactly as a new
+/// memory with that image would start: `[0, accessible)` readable and writable, the image
+/// mapped, every written page discarded back to the image or to zero.
+#[derive(Debug)]
+struct Pooled {
+    reservation: Reservation,
+    warm: Option<ImageKey>,
+}
+
+static RESERVATION_POOL: std::sync::Mutex<Vec<Pooled>> = std::sync::Mutex::new(Vec::new());
+
+/// A guard-page reservation of at least `len` bytes: preferably a pooled one already warm
+/// with `want`, else a pooled one reset to zero, else a new one.
+fn guard_reservation(len: usize, want: Option<ImageKey>) -> std::io::Result<Pooled> {
+    let pooled = RESERVATION_POOL.lock().ok().and_then(|mut pool| {
+        let warm = want.and_then(|key| pool.iter().rposition(|p| p.warm == Some(key)));
+        match warm {
+            Some(i) => Some(pool.swap_remove(i)),
+            None => pool.pop(),
+        }
+    });
     match pooled {
-        Some(r) => Ok(r),
-        None => Reservation::new(len),
+        Some(p) if p.reservation.len() >= len && p.warm.is_some() && p.warm == want => Ok(p),
+        Some(p) if p.reservation.len() >= len => {
+            if let Some(old) = p.warm {
+                p.reservation.reset(old.accessible)?;
+            }
+            Ok(Pooled {
+                reservation: p.reservation,
+                warm: None,
+            })
+        }
+        _ => Ok(Pooled {
+            reservation: Reservation::new(len)?,
+            warm: None,
+        }),
     }
 }
 
-/// Resets the first `used` bytes of `reservation` and pools it; unmaps it instead when the
-/// pool is full or the reset fails, so no reservation with old contents is ever reused.
-fn recycle(reservation: Reservation, used: usize) {
-    if reservation.reset(used).is_err() {
+/// Pools `reservation` of a dropped memory whose first `used` bytes were accessible: kept
+/// warm when they still hold `image` as mapped (written pages discarded), else reset.
+/// Unmapped instead when the pool is full or a reset fails, so no reservation with old
+/// contents is ever reused.
+fn recycle(reservation: Reservation, used: usize, image: Option<ImageKey>) {
+    let warm = image.filter(|key| key.accessible == used && reservation.discard(used).is_ok());
+    if warm.is_none() && reservation.reset(used).is_err() {
         return;
     }
     if let Ok(mut pool) = RESERVATION_POOL.lock()
         && pool.len() < POOLED_RESERVATIONS
     {
-        pool.push(reservation);
+        pool.push(Pooled { reservation, warm });
     }
 }
 
@@ -62,6 +99,9 @@ pub struct Memory {
     /// Taken out only in `drop`.
     reservation: std::mem::ManuallyDrop<Reservation>,
     strategy: MemoryStrategy,
+    /// The memory image mapped over its start, while the memory is as that left it but for
+    /// writes (it has not grown).
+    image: Option<ImageKey>,
     ty: MemoryType,
     /// Largest size in pages this memory may reach.
     max_pages: u64,
@@ -80,6 +120,18 @@ impl Memory {
         ty: MemoryType,
         strategy: MemoryStrategy,
         limit_pages: u64,
+    ) -> Result<Box<Memory>, String> {
+        Self::with_image(ty, strategy, limit_pages, None)
+    }
+
+    /// As [`Memory::new`], for a memory that will get module `image`'s memory image: a
+    /// reservation left warm with it is taken if the pool has one, and
+    /// [`Memory::has_image`] then says the image is already in place.
+    pub fn with_image(
+        ty: MemoryType,
+        strategy: MemoryStrategy,
+        limit_pages: u64,
+        image: Option<u64>,
     ) -> Result<Box<Memory>, String> {
         if ty.memory64 || ty.shared {
             return Err("64-bit and shared memories are not supported".into());
@@ -103,15 +155,24 @@ impl Memory {
             MemoryStrategy::Explicit => max_pages * WASM_PAGE_SIZE,
         };
         let reserve = usize::try_from(reserve).map_err(|_| "memory reservation too large")?;
-        let reservation = match strategy {
-            MemoryStrategy::GuardPages => guard_reservation(reserve),
-            MemoryStrategy::Explicit => Reservation::new(reserve),
+        let initial = (ty.min * WASM_PAGE_SIZE) as usize;
+        let want = image.map(|module| ImageKey {
+            module,
+            accessible: initial,
+        });
+        let Pooled { reservation, warm } = match strategy {
+            MemoryStrategy::GuardPages => guard_reservation(reserve, want),
+            MemoryStrategy::Explicit => Reservation::new(reserve).map(|reservation| Pooled {
+                reservation,
+                warm: None,
+            }),
         }
         .map_err(|e| format!("cannot reserve memory: {e}"))?;
-        let initial = (ty.min * WASM_PAGE_SIZE) as usize;
-        reservation
-            .make_accessible(0, initial)
-            .map_err(|e| format!("cannot commit memory: {e}"))?;
+        if warm.is_none() {
+            reservation
+                .make_accessible(0, initial)
+                .map_err(|e| format!("cannot commit memory: {e}"))?;
+        }
         let mut own = Box::new(VMMemoryDefinition {
             base: reservation.as_ptr(),
             current_length: initial,
@@ -120,6 +181,7 @@ impl Memory {
         Ok(Box::new(Memory {
             reservation: std::mem::ManuallyDrop::new(reservation),
             strategy,
+            image: warm,
             ty,
             max_pages,
             limit_reached: false,
@@ -212,6 +274,7 @@ impl Memory {
     /// or truncated while this memory lives.
     pub unsafe fn write_image(
         &mut self,
+        module: u64,
         offset: u64,
         bytes: &[u8],
         file: Option<(&std::fs::File, u64)>,
@@ -230,12 +293,37 @@ impl Memory {
                 self.reservation
                     .map_file_over(start, bytes.len(), file, file_offset)
             } {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.image = Some(ImageKey {
+                        module,
+                        accessible: self.byte_len(),
+                    });
+                    return Ok(());
+                }
                 Err(e) => tracing::debug!("cannot map the memory image ({e}); copying it"),
             }
         }
         self.data_mut()[start..end].copy_from_slice(bytes);
         Ok(())
+    }
+
+    /// Whether module `module`'s memory image is already in place (this memory reuses a
+    /// reservation that held it, with every write discarded).
+    pub fn has_image(&self, module: u64) -> bool {
+        self.image.is_some_and(|key| key.module == module)
+    }
+
+    /// Discards an image already in place, for an instantiation that failed before its data
+    /// segments would have been written: the memory is all zero again.
+    pub fn clear_image(&mut self) -> Result<(), String> {
+        if self.image.take().is_none() {
+            return Ok(());
+        }
+        let len = self.byte_len();
+        self.reservation
+            .reset(len)
+            .and_then(|()| self.reservation.make_accessible(0, len))
+            .map_err(|e| format!("cannot clear memory: {e}"))
     }
 
     /// Grows by `delta` pages; returns the old size in pages, or `None` if the memory cannot
@@ -273,7 +361,7 @@ impl Drop for Memory {
         // SAFETY: the reservation is taken out once, here, and `self` is not used after.
         let reservation = unsafe { std::mem::ManuallyDrop::take(&mut self.reservation) };
         if self.strategy == MemoryStrategy::GuardPages {
-            recycle(reservation, used);
+            recycle(reservation, used, self.image);
         }
     }
 }

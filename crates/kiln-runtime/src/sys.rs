@@ -115,6 +115,26 @@ impl Reservation {
         Ok(())
     }
 
+    /// Discards the pages written in `[0, len)` of the region, which stays accessible: pages
+    /// of a private file mapping show the file again, anonymous ones are zero.
+    pub fn discard(&self, len: usize) -> io::Result<()> {
+        if len > self.len || !len.is_multiple_of(page_size()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "discard outside the reservation or not page-aligned",
+            ));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range is page-aligned and inside a mapping this value owns; dropping
+        // its pages is what the caller asks for.
+        if unsafe { libc::madvise(self.ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Maps `len` bytes of `file` at `file_offset` over `[start, start + len)` of the region,
     /// readable, writable and private: pages are shared with the file until written, and
     /// nothing written reaches the file. All three must be page-aligned; the range must lie

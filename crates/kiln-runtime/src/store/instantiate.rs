@@ -122,7 +122,17 @@ impl StoreOpaque {
         // The instance is kept even if initialisation fails: its vmctx holds the definitions
         // of memories, tables and globals already registered in the store, and its id must
         // not be reused while those items (and their func refs) exist.
-        let result = self.initialize(&mut instance, module, imports);
+        let mut result = self.initialize(&mut instance, module, imports);
+        if result.is_err() {
+            // Failed before its data segments: a memory image already in place (a reused
+            // memory) must not show through func refs left in imported tables.
+            let defined = info.num_imported_memories.to_native() as usize;
+            for id in instance.memories.iter().skip(defined) {
+                if let Err(e) = self.memories[id.0 as usize].clear_image() {
+                    result = Err(InstantiateError::Resource(e));
+                }
+            }
+        }
         // Registered even if initialisation failed: its segments may have written func
         // refs of this instance into imported tables before the failure.
         if !info.functions.is_empty() {
@@ -279,8 +289,21 @@ impl StoreOpaque {
                 memory64: ty.memory64,
                 shared: ty.shared,
             };
-            let mut mem = Memory::new(ty, self.config.memory_strategy, self.limits.memory_pages())
-                .map_err(InstantiateError::Resource)?;
+            // A memory that gets the image mapped from a file may reuse a reservation left
+            // warm with it (`Memory::has_image`).
+            let mapped_image = info
+                .memory_image
+                .as_ref()
+                .filter(|image| image.memory.native() == i)
+                .and_then(|_| module.memory_image())
+                .is_some_and(|source| source.file.is_some());
+            let mut mem = Memory::with_image(
+                ty,
+                self.config.memory_strategy,
+                self.limits.memory_pages(),
+                mapped_image.then(|| module.id()),
+            )
+            .map_err(InstantiateError::Resource)?;
             let defined = i.0 - info.num_imported_memories.to_native();
             let slot = vm.field::<VMMemoryDefinition>(offsets.defined_memory(defined));
             // SAFETY: the slot lies in the vmctx, which lives as long as the store that owns
@@ -396,10 +419,12 @@ impl StoreOpaque {
             .get(image.memory.native().0 as usize)
             .ok_or_else(|| InstantiateError::Resource("the memory image has no memory".into()))?;
         let memory = &mut self.memories[memory.0 as usize];
-        // SAFETY: the file holds the image bytes at that offset, and the caller of the
-        // module's load promised not to change its file (an in-memory file is sealed).
-        unsafe { memory.write_image(source.offset, source.bytes, source.file) }
-            .map_err(InstantiateError::Resource)?;
+        if !memory.has_image(module.id()) {
+            // SAFETY: the file holds the image bytes at that offset, and the caller of the
+            // module's load promised not to change its file (an in-memory file is sealed).
+            unsafe { memory.write_image(module.id(), source.offset, source.bytes, source.file) }
+                .map_err(InstantiateError::Resource)?;
+        }
         for (d, seg) in module.info().data.iter() {
             if let ArchivedDataKind::Active { .. } = seg.kind {
                 instance.data_drop(d.0);
