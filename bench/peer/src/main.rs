@@ -140,15 +140,27 @@ fn main() {
         std::process::exit(2);
     }
     // `KILN_PEER_PROFILE=instantiate` loops Kiln's instantiation of the first module only,
-    // for `perf record`.
-    if std::env::var_os("KILN_PEER_PROFILE").is_some_and(|v| v == "instantiate") {
+    // `KILN_PEER_PROFILE=load-instantiate` its unchecked load and instantiation, for
+    // `perf record`.
+    let profile = std::env::var("KILN_PEER_PROFILE").unwrap_or_default();
+    if profile == "instantiate" || profile == "load-instantiate" {
         let engine = kiln::Engine::default();
         let module = kiln::Module::new(&engine, std::fs::read(&paths[0]).unwrap()).unwrap();
+        let path = std::env::temp_dir().join(format!("kiln-peer-{}.kiln", std::process::id()));
+        std::fs::write(&path, module.serialize().unwrap()).unwrap();
         let linker = kiln_linker(&engine, &module);
         for _ in 0..100_000 {
             let mut store = kiln::Store::new(&engine, ());
-            linker.instantiate(&mut store, &module).unwrap();
+            if profile == "instantiate" {
+                linker.instantiate(&mut store, &module).unwrap();
+            } else {
+                // SAFETY: the artifact was written by this engine just now and is not
+                // changed while it is loaded.
+                let loaded = unsafe { kiln::Module::deserialize_file_unchecked(&engine, &path) };
+                linker.instantiate(&mut store, &loaded.unwrap()).unwrap();
+            }
         }
+        std::fs::remove_file(&path).unwrap();
         return;
     }
     let dir = std::env::temp_dir().join(format!("kiln-peer-bench-{}", std::process::id()));
