@@ -61,16 +61,19 @@ fn placements(info: &ModuleInfo) -> Option<(MemoryIndex, Vec<Placement>)> {
 /// bytes when they allow one. Returns the new data section (the image, then the bytes of
 /// the remaining, passive segments), or `None` to keep `data` and the segments as they are.
 pub fn plan(info: &mut ModuleInfo, data: &[u8], page_size: u64) -> Option<Vec<u8>> {
-    let (memory, placed) = placements(info)?;
+    let (memory, mut placed) = placements(info)?;
+    // Empty segments write nothing (they were checked in bounds above).
+    placed.retain(|p| p.len > 0);
     let covered: u64 = placed.iter().map(|p| p.len as u64).sum();
-    let lowest = placed
-        .iter()
-        .filter(|p| p.len > 0)
-        .map(|p| p.offset)
-        .min()?;
+    let lowest = placed.iter().map(|p| p.offset).min()?;
     let highest = placed.iter().map(|p| p.offset + p.len as u64).max()?;
     let first = lowest / page_size * page_size;
     let end = highest.div_ceil(page_size) * page_size;
+    let limit = (MAX_SPARSENESS * covered).max(SMALL_IMAGE);
+    // Checked before anything is allocated: far-apart segments could ask for 4 GiB.
+    if end - first > limit + 2 * page_size {
+        return None;
+    }
     let mut image = vec![0u8; usize::try_from(end - first).ok()?];
     // In order: a later segment overwrites an earlier one where they overlap.
     for p in &placed {
@@ -90,7 +93,7 @@ pub fn plan(info: &mut ModuleInfo, data: &[u8], page_size: u64) -> Option<Vec<u8
     }
     let trailing = (leading..pages).rev().take_while(|&p| is_zero(p)).count();
     let kept = &image[leading * page_size as usize..(pages - trailing) * page_size as usize];
-    if kept.len() as u64 > (MAX_SPARSENESS * covered).max(SMALL_IMAGE) {
+    if kept.len() as u64 > limit {
         return None;
     }
     let image_range = ByteRange {

@@ -5,8 +5,11 @@
 //! bodies: element segments (tables, `table.init`), exports, global initialisers and the
 //! start function, which the host calls. `ref.func` in a body may only name functions that
 //! appear there (validation's "declared references"), and calls between functions use
-//! code addresses, not func refs. Derived from the metadata once per module, so a checked
-//! artifact cannot disagree with it.
+//! code addresses, not func refs. Derived from the metadata once per module. The code was
+//! compiled against the same metadata, which unchecked and sealed loads trust; after a
+//! checked load, whose metadata may have been edited (checksum recomputed) to name fewer
+//! functions than the code refers to, every slot is filled instead. The host reaching any
+//! other function by id gets its slot filled on demand (`StoreOpaque::wasm_func_ref`).
 
 use kiln_artifact::{ArchivedConstExpr, ArchivedElemItems, ArchivedModuleInfo, EntityIndex};
 
@@ -21,9 +24,14 @@ pub struct EscapingFunc {
     pub type_id: u64,
 }
 
-/// The defined functions of `info` whose func refs can be observed, in index order.
-pub fn escaping_funcs(info: &ArchivedModuleInfo) -> Vec<EscapingFunc> {
+/// The defined functions of `info` whose func refs can be observed, in index order; with
+/// `all`, every defined function.
+pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> Vec<EscapingFunc> {
+    let imported = info.num_imported_funcs.to_native();
     let mut indices: Vec<u32> = Vec::new();
+    if all {
+        indices.extend(imported..info.functions.len() as u32);
+    }
     let ref_func = |e: &ArchivedConstExpr| match e {
         ArchivedConstExpr::RefFunc(f) => Some(f.0.to_native()),
         _ => None,
@@ -45,7 +53,6 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo) -> Vec<EscapingFunc> {
     indices.extend(info.start.as_ref().map(|s| s.0.to_native()));
     indices.sort_unstable();
     indices.dedup();
-    let imported = info.num_imported_funcs.to_native();
     indices
         .into_iter()
         .filter_map(|index| {

@@ -38,6 +38,9 @@ pub enum Verification {
     Checked,
     /// Header and compatibility only; the metadata is trusted. O(1) in the module's size.
     Unchecked,
+    /// Everything `Checked` checks, for bytes this process's compiler just wrote: the
+    /// metadata is also known to describe the code, as after an unchecked load.
+    Fresh,
 }
 
 /// The bytes of an artifact, mapped from a file or copied into an anonymous mapping.
@@ -83,6 +86,9 @@ pub struct LoadedModule {
     /// Unique in the process, never reused: names this module's memory image in reused
     /// memories.
     id: u64,
+    /// How the artifact was checked: a checked load trusts no list derived from the
+    /// metadata to match the code, so it fills every func ref.
+    verification: Verification,
     storage: Storage,
     header: Header,
     metadata: std::ops::Range<usize>,
@@ -135,7 +141,7 @@ fn check(
         .data
         .bounds(file.len())
         .ok_or(ArtifactError::BadMagic)?;
-    if verification == Verification::Checked {
+    if verification != Verification::Unchecked {
         kiln_artifact::verify_checksum(file, &header)?;
         kiln_artifact::access_checked(&file[metadata.clone()], header.code.len, header.data.len)?;
     }
@@ -331,6 +337,7 @@ impl LoadedModule {
         let len = map.len();
         Ok(Arc::new(LoadedModule {
             id: next_module_id(),
+            verification,
             storage: Storage::File(map, file),
             header,
             metadata,
@@ -398,6 +405,7 @@ impl LoadedModule {
         };
         Ok(Arc::new(LoadedModule {
             id: next_module_id(),
+            verification,
             storage: Storage::Anon(map),
             header,
             metadata,
@@ -444,11 +452,14 @@ impl LoadedModule {
         })
     }
 
-    /// The defined functions whose func refs can be observed
-    /// ([`crate::func_refs::escaping_funcs`]), found once per module.
+    /// The defined functions whose func refs instantiation fills
+    /// ([`crate::func_refs::escaping_funcs`]; every one after a checked load), found once
+    /// per module.
     pub fn escaping_funcs(&self) -> &[crate::func_refs::EscapingFunc] {
-        self.escaping_funcs
-            .get_or_init(|| crate::func_refs::escaping_funcs(self.info()))
+        self.escaping_funcs.get_or_init(|| {
+            let all = self.verification == Verification::Checked;
+            crate::func_refs::escaping_funcs(self.info(), all)
+        })
     }
 
     /// The data section (the bytes of data segments).

@@ -76,7 +76,8 @@ fn guard_reservation(len: usize, want: Option<ImageKey>) -> std::io::Result<Pool
     }
 }
 
-/// Pools `reservation` of a dropped memory whose first `used` bytes were accessible: kept
+/// Pools `reservation` of a dropped memory whose first `used` bytes were ever made
+/// accessible (or tried to be: a failed grow may have changed part of its range): kept
 /// warm when they still hold `image` as mapped (written pages discarded), else reset.
 /// Unmapped instead when the pool is full or a reset fails, so no reservation with old
 /// contents is ever reused.
@@ -102,6 +103,9 @@ pub struct Memory {
     /// The memory image mapped over its start, while the memory is as that left it but for
     /// writes (it has not grown).
     image: Option<ImageKey>,
+    /// How far the reservation was ever made accessible, including grows that failed
+    /// part-way: what must be reset before the reservation is reused.
+    touched: usize,
     ty: MemoryType,
     /// Largest size in pages this memory may reach.
     max_pages: u64,
@@ -182,6 +186,7 @@ impl Memory {
             reservation: std::mem::ManuallyDrop::new(reservation),
             strategy,
             image: warm,
+            touched: initial,
             ty,
             max_pages,
             limit_reached: false,
@@ -300,7 +305,19 @@ impl Memory {
                     });
                     return Ok(());
                 }
-                Err(e) => tracing::debug!("cannot map the memory image ({e}); copying it"),
+                Err(e) => {
+                    tracing::debug!("cannot map the memory image ({e}); copying it");
+                    // A MAP_FIXED that failed after its checks (not for alignment) may have
+                    // unmapped the range already: map it anew before writing there.
+                    if e.kind() != std::io::ErrorKind::InvalidInput {
+                        self.reservation
+                            .reset_range(start, bytes.len())
+                            .and_then(|()| self.reservation.make_accessible(start, bytes.len()))
+                            .map_err(|e| {
+                                format!("cannot restore memory after a failed map: {e}")
+                            })?;
+                    }
+                }
             }
         }
         self.data_mut()[start..end].copy_from_slice(bytes);
@@ -346,6 +363,8 @@ impl Memory {
         if new_bytes > self.reservation.len() {
             return None;
         }
+        self.touched = self.touched.max(new_bytes);
+        self.image = None;
         self.reservation
             .make_accessible(old_bytes, new_bytes - old_bytes)
             .ok()?;
@@ -357,7 +376,7 @@ impl Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        let used = self.byte_len();
+        let used = self.touched.max(self.byte_len());
         // SAFETY: the reservation is taken out once, here, and `self` is not used after.
         let reservation = unsafe { std::mem::ManuallyDrop::take(&mut self.reservation) };
         if self.strategy == MemoryStrategy::GuardPages {

@@ -335,19 +335,33 @@ impl StoreOpaque {
         }
     }
 
-    /// The func ref of a wasm function: its slot in its instance's vmctx.
-    fn wasm_func_ref(&self, func: FuncId) -> *const VMFuncRef {
+    /// The func ref of a wasm function: its slot in its instance's vmctx, filled first if
+    /// instantiation left it empty (a function whose func ref could not be observed from
+    /// the module, but whose id the host holds).
+    fn wasm_func_ref(&mut self, func: FuncId) -> *const VMFuncRef {
         let FuncOwner::Wasm(instance, index) = func.owner() else {
             unreachable!("wasm_func_ref of a host function")
         };
         let instance = &self.instances[instance.0 as usize];
-        let func_index = index.0 + instance.info().num_imported_funcs.to_native();
-        instance
+        let info = instance.info();
+        let func_index = index.0 + info.num_imported_funcs.to_native();
+        let slot = instance
             .vmctx
-            .as_ptr()
-            .wrapping_add(instance.offsets.func_ref(func_index) as usize)
-            .cast_const()
-            .cast()
+            .field::<VMFuncRef>(instance.offsets.func_ref(func_index));
+        // SAFETY: the slot lies in the live vmctx of the instance (bounds-checked by
+        // `field`); the store is borrowed mutably, so no wasm runs and nothing else reads
+        // or writes it meanwhile.
+        unsafe {
+            if (*slot).wasm_call.is_null() {
+                let body = info.compiled[index].body.start.to_native() as usize;
+                slot.write(VMFuncRef {
+                    wasm_call: instance.module.code_base().wrapping_add(body),
+                    vmctx: instance.vmctx.as_ptr(),
+                    type_id: info.functions[FuncIndex(func_index)].signature.native().0,
+                });
+            }
+        }
+        slot.cast_const()
     }
 
     /// The exact type of the function a `VMFuncRef` pointer names, if it is one of this

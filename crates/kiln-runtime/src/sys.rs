@@ -88,10 +88,17 @@ impl Reservation {
     /// Returns `[0, len)` of the region to the state of a fresh reservation: no access, and
     /// zero pages behind it. One call discards written pages and file mappings alike.
     pub fn reset(&self, len: usize) -> io::Result<()> {
+        self.reset_range(0, len)
+    }
+
+    /// As [`Reservation::reset`], for `[start, start + len)`.
+    pub fn reset_range(&self, start: usize, len: usize) -> io::Result<()> {
         if len == 0 {
             return Ok(());
         }
-        if len > self.len || !len.is_multiple_of(page_size()) {
+        let p = page_size();
+        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
+        if !in_bounds || !start.is_multiple_of(p) || !len.is_multiple_of(p) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "reset outside the reservation or not page-aligned",
@@ -101,7 +108,7 @@ impl Reservation {
         // MAP_FIXED replaces only pages of this reservation, with what `new` maps.
         let ptr = unsafe {
             libc::mmap(
-                self.ptr.as_ptr().cast(),
+                self.ptr.as_ptr().add(start).cast(),
                 len,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,

@@ -156,11 +156,7 @@ pub(crate) fn load_fresh(engine: &Engine, artifact: &[u8]) -> Result<Arc<LoadedM
     // SAFETY: the engine's own compiler wrote these bytes just now, and they are copied into
     // memory the module owns.
     unsafe {
-        LoadedModule::from_bytes(
-            artifact,
-            engine.compat(),
-            kiln_runtime::Verification::Checked,
-        )
+        LoadedModule::from_bytes(artifact, engine.compat(), kiln_runtime::Verification::Fresh)
     }
     .map_err(Error::from_load)
 }

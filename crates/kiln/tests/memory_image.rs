@@ -245,3 +245,35 @@ fn reused_memories_start_from_the_image_and_zeros() {
         }
     }
 }
+
+/// Review findings: an empty segment below the first page of data made the image's
+/// placement underflow, and segments 4 GiB apart allocated a 4 GiB buffer before the
+/// sparseness check refused it.
+#[test]
+fn empty_and_far_apart_segments_are_placed_safely() {
+    let engine = Engine::default();
+    let empty_first = Module::new(
+        &engine,
+        r#"(module
+          (memory 2)
+          (data (i32.const 0) "")
+          (data (i32.const 65536) "x")
+          (data (i32.const 131072) "")
+          (func (export "load") (param i32) (result i32) (i32.load8_u (local.get 0))))"#,
+    )
+    .unwrap();
+    let image = image_of(&empty_first).expect("one non-empty segment");
+    assert_eq!(image.offset, 65536);
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &empty_first, &[]).unwrap();
+    assert_eq!(read(&mut store, &instance, 65535, 2), [0, b'x']);
+
+    // Refused before a 4 GiB buffer is made (which this test cannot observe beyond its
+    // time; the empty-segment case above panicked before the fix).
+    let far_apart = Module::new(
+        &engine,
+        r#"(module (memory 65536) (data (i32.const 0) "a") (data (i32.const -1) "b"))"#,
+    )
+    .unwrap();
+    assert!(image_of(&far_apart).is_none());
+}
