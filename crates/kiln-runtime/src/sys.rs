@@ -96,41 +96,16 @@ impl Reservation {
         if len == 0 {
             return Ok(());
         }
-        let p = page_size();
-        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
-        if !in_bounds || !start.is_multiple_of(p) || !len.is_multiple_of(p) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "reset outside the reservation or not page-aligned",
-            ));
-        }
-        // SAFETY: the range is page-aligned and inside a mapping this value owns, so
-        // MAP_FIXED replaces only pages of this reservation, with what `new` maps.
-        let ptr = unsafe {
-            libc::mmap(
-                self.ptr.as_ptr().add(start).cast(),
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        self.check_pages(start, len, "reset")?;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        // SAFETY: what `new` maps, over pages of this reservation only.
+        unsafe { self.map_fixed(start, len, libc::PROT_NONE, flags, -1, 0) }
     }
 
     /// Discards the pages written in `[0, len)` of the region, which stays accessible: pages
     /// of a private file mapping show the file again, anonymous ones are zero.
     pub fn discard(&self, len: usize) -> io::Result<()> {
-        if len > self.len || !len.is_multiple_of(page_size()) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "discard outside the reservation or not page-aligned",
-            ));
-        }
+        self.check_pages(0, len, "discard")?;
         if len == 0 {
             return Ok(());
         }
@@ -159,29 +134,57 @@ impl Reservation {
         file_offset: u64,
     ) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let p = page_size();
-        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
-        let aligned = start.is_multiple_of(p)
-            && len.is_multiple_of(p)
-            && file_offset.is_multiple_of(p as u64);
-        if !in_bounds || !aligned || len == 0 {
+        if len == 0 || !file_offset.is_multiple_of(page_size() as u64) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "file mapping outside the reservation or not page-aligned",
+                "empty file mapping or file offset not page-aligned",
             ));
         }
+        self.check_pages(start, len, "file mapping")?;
         let offset = libc::off_t::try_from(file_offset)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))?;
-        // SAFETY: the range is page-aligned and inside a mapping this value owns, so
-        // MAP_FIXED replaces only pages of this reservation; the caller keeps the file's
-        // bytes unchanged while they are mapped.
+        let (prot, flags) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE);
+        // SAFETY: a private mapping of the file over pages of this reservation only; the
+        // caller keeps the file's bytes unchanged while they are mapped.
+        unsafe { self.map_fixed(start, len, prot, flags, file.as_raw_fd(), offset) }
+    }
+
+    /// Checks that `[start, start + len)` lies inside the region in whole pages.
+    fn check_pages(&self, start: usize, len: usize, what: &str) -> io::Result<()> {
+        let p = page_size();
+        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
+        if !in_bounds || !start.is_multiple_of(p) || !len.is_multiple_of(p) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{what} outside the reservation or not page-aligned"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `mmap` with `MAP_FIXED` over `[start, start + len)` of the region.
+    ///
+    /// # Safety
+    /// The range must have passed `check_pages`, and what `flags`, `fd` and `offset` map
+    /// there must be valid for as long as the region lives.
+    unsafe fn map_fixed(
+        &self,
+        start: usize,
+        len: usize,
+        prot: libc::c_int,
+        flags: libc::c_int,
+        fd: libc::c_int,
+        offset: libc::off_t,
+    ) -> io::Result<()> {
+        // SAFETY: the range is page-aligned and inside a mapping this value owns (the
+        // caller checked it), so MAP_FIXED replaces only pages of this reservation.
         let ptr = unsafe {
             libc::mmap(
                 self.ptr.as_ptr().add(start).cast(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_FIXED,
-                file.as_raw_fd(),
+                prot,
+                flags | libc::MAP_FIXED,
+                fd,
                 offset,
             )
         };
@@ -195,14 +198,7 @@ impl Reservation {
         if len == 0 {
             return Ok(());
         }
-        let p = page_size();
-        let in_bounds = start.checked_add(len).is_some_and(|end| end <= self.len);
-        if !in_bounds || !start.is_multiple_of(p) || !len.is_multiple_of(p) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "protection change outside the reservation or not page-aligned",
-            ));
-        }
+        self.check_pages(start, len, "protection change")?;
         // SAFETY: the range is page-aligned and inside a mapping this value owns.
         let rc = unsafe { libc::mprotect(self.ptr.as_ptr().add(start).cast(), len, prot) };
         if rc != 0 {
