@@ -1,13 +1,16 @@
 //! Kiln against Wasmtime on the same modules, side by side in one process: compile time,
 //! artifact size, loading the artifact from a file (Kiln unchecked and checked, Wasmtime's
 //! `deserialize_file`), instantiation, load + instantiate. Medians over many runs, and the
-//! ratio Kiln / Wasmtime.
+//! ratio Kiln / Wasmtime. Then execution times (see `execution`): the kernels a module
+//! exports, and `_start` of WASI commands under each engine's WASI.
 //!
 //! `cargo run --release --manifest-path bench/peer/Cargo.toml --target-dir target -- a.wasm
-//! [b.wasm ...]`. Imports are defined as functions that fail when called (Wasmtime's
-//! `define_unknown_imports_as_traps`; the same by hand for Kiln), so WASI programs
-//! instantiate without a WASI implementation; nothing is run. Both engines use their
-//! default configuration.
+//! [b.wasm ...]`. For the load and instantiation steps, imports are defined as functions that
+//! fail when called (Wasmtime's `define_unknown_imports_as_traps`; the same by hand for
+//! Kiln), so WASI programs instantiate without a WASI implementation. Both engines use
+//! their default configuration.
+
+mod execution;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -218,4 +221,42 @@ fn main() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    println!("| module | execution | Kiln | Wasmtime | Kiln / Wasmtime |");
+    println!("|---|---|---:|---:|---:|");
+    for path in &paths {
+        let wasm = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        let module = kiln::Module::new(&kiln::Engine::default(), &wasm).expect("kiln compiles");
+        let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
+        let mut rows = Vec::new();
+        if execution::KERNELS
+            .iter()
+            .any(|(kernel, _)| exports.iter().any(|e| e == kernel))
+        {
+            rows.extend(execution::kernels(&wasm));
+        }
+        if exports.iter().any(|e| e == "_start") {
+            rows.push(execution::wasi_command(&wasm, &[&name]));
+        }
+        for row in rows {
+            println!(
+                "| {name} | {} | {} | {} | {} |",
+                row.name,
+                duration(row.kiln),
+                duration(row.wasmtime),
+                ratio(row.kiln, row.wasmtime)
+            );
+        }
+    }
+}
+
+/// Microseconds below a millisecond, milliseconds above.
+fn duration(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        us(d)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
 }

@@ -41,13 +41,16 @@ impl FuncTranslator<'_, '_> {
             }
             None => {
                 let import = self.module.offsets.imported_function(func.0);
-                let code = self.load_vm(
+                let code = self.load_vm_constant(
                     POINTER_TYPE,
                     self.vmctx,
                     import + function_import::WASM_CALL,
                 );
-                let callee_vmctx =
-                    self.load_vm(POINTER_TYPE, self.vmctx, import + function_import::VMCTX);
+                let callee_vmctx = self.load_vm_constant(
+                    POINTER_TYPE,
+                    self.vmctx,
+                    import + function_import::VMCTX,
+                );
                 let args = [&[callee_vmctx, self.vmctx][..], &params].concat();
                 let sig = self.signature(ty);
                 self.builder.ins().call_indirect(sig, code, &args)

@@ -4,12 +4,14 @@
 //! An access computes `base + zext(index) + offset`. Under `BoundsChecks::GuardPages` the
 //! reservation makes every such address either valid or faulting; under
 //! `BoundsChecks::Explicit` the access first traps if `index + offset + size` exceeds the
-//! current length. Base and length are reloaded from the vmctx at every access.
+//! current length. The base never changes and is loaded as a constant of the function; the
+//! length is reloaded at every access.
 
 use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{self, Endianness, InstBuilder, MemFlagsData, Value, types};
 use kiln_artifact::vmoffsets::memory_definition;
-use kiln_artifact::{BoundsChecks, Builtin, GlobalIndex, MemoryIndex, TrapCode};
+use kiln_artifact::{BoundsChecks, Builtin, ConstExpr, GlobalIndex, MemoryIndex, TrapCode};
 use wasmparser::{MemArg, MemArgTarget, Operator};
 
 use super::FuncTranslator;
@@ -176,21 +178,25 @@ impl FuncTranslator<'_, '_> {
         match info.defined_memory_index(memory) {
             Some(defined) => (self.vmctx, offsets.defined_memory(defined.0)),
             None => {
-                let ptr = self.load_vm(POINTER_TYPE, self.vmctx, offsets.imported_memory(memory.0));
+                let slot = offsets.imported_memory(memory.0);
+                let ptr = self.load_vm_constant(POINTER_TYPE, self.vmctx, slot);
                 (ptr, 0)
             }
         }
     }
 
+    /// The base of `memory`. A memory never moves (it grows inside its reservation in every
+    /// strategy), so the load is marked read-only and movable: Cranelift keeps one base per
+    /// function and hoists it out of loops instead of reloading it at every access.
     fn memory_base(&mut self, memory: MemoryIndex) -> Value {
         let (def, offset) = self.memory_definition(memory);
-        self.load_vm(POINTER_TYPE, def, offset + memory_definition::BASE)
+        self.load_vm_constant(POINTER_TYPE, def, offset + memory_definition::BASE)
     }
 
     /// The current base and length in bytes of `memory`.
     fn memory_base_and_length(&mut self, memory: MemoryIndex) -> (Value, Value) {
+        let base = self.memory_base(memory);
         let (def, offset) = self.memory_definition(memory);
-        let base = self.load_vm(POINTER_TYPE, def, offset + memory_definition::BASE);
         let length = self.load_vm(
             POINTER_TYPE,
             def,
@@ -217,17 +223,38 @@ impl FuncTranslator<'_, '_> {
         match info.defined_global_index(global) {
             Some(defined) => (self.vmctx, offsets.defined_global(defined.0)),
             None => {
-                let ptr = self.load_vm(POINTER_TYPE, self.vmctx, offsets.imported_global(global.0));
+                let slot = offsets.imported_global(global.0);
+                let ptr = self.load_vm_constant(POINTER_TYPE, self.vmctx, slot);
                 (ptr, 0)
             }
         }
     }
 
+    /// `global.get`. An immutable defined global with a numeric constant initialiser is
+    /// that constant; other immutable globals never change once the instance exists, so
+    /// their loads are constants of the function; mutable ones are reloaded.
     pub(super) fn global_get(&mut self, index: u32) {
         let global = GlobalIndex(index);
-        let ty = clif_type(self.module.info.globals[global].ty.content);
-        let (ptr, offset) = self.global_slot(global);
-        let v = self.load_vm(ty, ptr, offset);
+        let decl = &self.module.info.globals[global];
+        let ty = clif_type(decl.ty.content);
+        let v = match (decl.ty.mutable, decl.init) {
+            (false, Some(ConstExpr::I32(v))) => self.builder.ins().iconst(ty, i64::from(v)),
+            (false, Some(ConstExpr::I64(v))) => self.builder.ins().iconst(ty, v),
+            (false, Some(ConstExpr::F32(bits))) => {
+                self.builder.ins().f32const(Ieee32::with_bits(bits))
+            }
+            (false, Some(ConstExpr::F64(bits))) => {
+                self.builder.ins().f64const(Ieee64::with_bits(bits))
+            }
+            (mutable, _) => {
+                let (ptr, offset) = self.global_slot(global);
+                if mutable {
+                    self.load_vm(ty, ptr, offset)
+                } else {
+                    self.load_vm_constant(ty, ptr, offset)
+                }
+            }
+        };
         self.push(v);
     }
 

@@ -346,17 +346,22 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
     /// that is always accessible.
     fn load_vm(&mut self, ty: ir::Type, base: Value, offset: u32) -> Value {
         let (base, offset) = self.split_offset(base, offset);
-        self.builder
-            .ins()
-            .load(ty, MemFlagsData::trusted(), base, offset)
+        self.builder.ins().load(ty, vm_flags(), base, offset)
+    }
+
+    /// Loads a `ty` from `base + offset`, a location that is written before any code of the
+    /// instance runs and never changes afterwards (a memory's base, an import's slot, the
+    /// builtins table). Read-only and movable, so Cranelift may merge and hoist it.
+    fn load_vm_constant(&mut self, ty: ir::Type, base: Value, offset: u32) -> Value {
+        let (base, offset) = self.split_offset(base, offset);
+        let flags = vm_flags().with_readonly().with_can_move();
+        self.builder.ins().load(ty, flags, base, offset)
     }
 
     /// Stores `value` at `base + offset`, like [`Self::load_vm`].
     fn store_vm(&mut self, value: Value, base: Value, offset: u32) {
         let (base, offset) = self.split_offset(base, offset);
-        self.builder
-            .ins()
-            .store(MemFlagsData::trusted(), value, base, offset);
+        self.builder.ins().store(vm_flags(), value, base, offset);
     }
 
     /// With Spectre guards on, `addr` unless `out_of_bounds` holds, then null, through a
@@ -374,7 +379,8 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
 
     /// Calls a runtime builtin with the caller's vmctx and `args`; returns its results.
     fn call_builtin(&mut self, builtin: Builtin, args: &[Value]) -> Vec<Value> {
-        let builtins = self.load_vm(POINTER_TYPE, self.vmctx, self.module.offsets.builtins());
+        let builtins =
+            self.load_vm_constant(POINTER_TYPE, self.vmctx, self.module.offsets.builtins());
         let callee = self.load_vm(
             POINTER_TYPE,
             builtins,
@@ -401,6 +407,11 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             Err(_) => (self.builder.ins().iadd_imm_u(base, i64::from(offset)), 0),
         }
     }
+}
+
+/// Flags of accesses to the vmctx and runtime structures: always accessible and aligned.
+fn vm_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
 }
 
 fn offset32(offset: u32) -> ir::immediates::Offset32 {
