@@ -36,12 +36,35 @@ pub struct Execution {
     pub wasmtime: Duration,
 }
 
+/// Whether execution is compared at Kiln's portable baseline (`KILN_PEER_CPU=baseline`)
+/// rather than with code for every feature of this CPU (the default, and Wasmtime's own).
+fn at_baseline() -> bool {
+    std::env::var("KILN_PEER_CPU").as_deref() == Ok("baseline")
+}
+
+/// The CPU level both engines compile for, as printed above the execution table.
+pub fn cpu_level() -> &'static str {
+    if at_baseline() {
+        "both engines at x86-64-v2 (Kiln's default baseline; KILN_PEER_CPU=baseline)"
+    } else {
+        "both engines for this CPU (Kiln `native`, Wasmtime's default)"
+    }
+}
+
+/// Kiln's engine for execution: `native`, or the default baseline.
+fn kiln_engine() -> kiln::Engine {
+    let mut config = kiln::Config::new();
+    if !at_baseline() {
+        config.cpu(kiln::CpuLevel::Native);
+    }
+    kiln::Engine::new(&config).expect("kiln's engine")
+}
+
 /// Wasmtime's engine for execution: its default (code for every feature of the host CPU),
-/// or with `KILN_PEER_WASMTIME_CPU=baseline` restricted to Kiln's default x86-64-v2
-/// baseline (no AVX, FMA, BMI or LZCNT), to compare code generation at one CPU level.
+/// or restricted to Kiln's x86-64-v2 baseline (no AVX, FMA, BMI or LZCNT).
 fn wasmtime_engine() -> wasmtime::Engine {
     let mut config = wasmtime::Config::new();
-    if std::env::var("KILN_PEER_WASMTIME_CPU").as_deref() == Ok("baseline") {
+    if at_baseline() {
         for flag in [
             "has_avx",
             "has_avx2",
@@ -65,7 +88,7 @@ fn wasmtime_engine() -> wasmtime::Engine {
 
 /// The kernels `wasm` exports, each timed under both engines.
 pub fn kernels(wasm: &[u8]) -> Vec<Execution> {
-    let kiln_engine = kiln::Engine::default();
+    let kiln_engine = kiln_engine();
     let kiln_module = kiln::Module::new(&kiln_engine, wasm).expect("kiln compiles");
     let mut kiln_store = kiln::Store::new(&kiln_engine, ());
     let kiln_instance = kiln::Linker::new(&kiln_engine)
@@ -182,7 +205,7 @@ fn middle(mut times: Vec<Duration>) -> Duration {
 /// Runs `_start` of a WASI command with `args` under both engines, output discarded; each
 /// run gets a fresh instance, whose instantiation is not timed. Both must exit the same way.
 pub fn wasi_command(wasm: &[u8], args: &[&str]) -> Execution {
-    let kiln_engine = kiln::Engine::default();
+    let kiln_engine = kiln_engine();
     let kiln_module = kiln::Module::new(&kiln_engine, wasm).expect("kiln compiles");
     let mut kiln_linker = kiln::Linker::new(&kiln_engine);
     kiln_wasi::add_to_linker(&mut kiln_linker, |ctx| ctx).unwrap();

@@ -223,6 +223,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     println!();
+    println!("Execution, {}:", execution::cpu_level());
+    println!();
     println!("| module | execution | Kiln | Wasmtime | Kiln / Wasmtime |");
     println!("|---|---|---:|---:|---:|");
     for path in &paths {

@@ -1095,7 +1095,7 @@ struct Setup {
 fn compat() -> CompatInfo {
     CompatInfo {
         target: "x86_64-unknown-linux-gnu".to_owned(),
-        cpu_features: "has_popcnt,has_sse3,has_sse41,has_sse42,has_ssse3".to_owned(),
+        cpu_features: "popcnt,sse3,sse41,sse42,ssse3".to_owned(),
         settings: CodegenSettings::default().encode(),
         pointer_size: 8,
     }

@@ -47,11 +47,11 @@ pub enum ArtifactError {
         /// Pointer size in the file.
         found: u8,
     },
-    /// Compiled for other CPU features.
-    #[error("artifact was compiled for CPU features `{found}`, but this engine uses `{expected}`")]
+    /// Compiled for CPU features this CPU lacks.
+    #[error("artifact was compiled for CPU features `{found}`, but this CPU lacks {missing}")]
     CpuFeatures {
-        /// The engine's features.
-        expected: String,
+        /// The features of the file that this CPU lacks (or Kiln does not know).
+        missing: String,
         /// Features in the file.
         found: String,
     },

@@ -8,7 +8,8 @@
 //!  16  pointer size     u8, then 7 reserved bytes
 //!  24  kiln version     32 bytes, NUL-padded UTF-8
 //!  56  target triple    64 bytes, NUL-padded UTF-8
-//! 120  cpu features    160 bytes, NUL-padded UTF-8 (the ISA flags the code relies on)
+//! 120  cpu features    160 bytes, NUL-padded UTF-8 (the features the code relies on, as
+//!                      named by [`crate::cpu`], sorted, comma-separated)
 //! 280  settings        128 bytes, NUL-padded UTF-8 (compiler settings that change the code)
 //! 408  metadata        u64 offset, u64 length (the rkyv archive)
 //! 424  code            u64 offset, u64 length (page-aligned text section)
@@ -31,7 +32,7 @@ use crate::error::ArtifactError;
 /// First bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"\0KILNART";
 /// Version of the file layout and of the archived metadata types.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 512;
 /// The Kiln version written into artifacts and required when loading them.
@@ -50,12 +51,13 @@ pub const SEAL_FIELD: usize = 472;
 /// Length of the seal in bytes.
 pub const SEAL_LEN: usize = 32;
 
-/// What an artifact was compiled for; a loader requires equality on every field.
+/// What an artifact was compiled for. A loader requires equality on every field but the CPU
+/// features, which it checks against the CPU it runs on instead.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct CompatInfo {
     /// Target triple, e.g. `x86_64-unknown-linux-gnu`.
     pub target: String,
-    /// CPU features the code relies on, comma-separated and sorted.
+    /// CPU features the code relies on ([`crate::cpu`] names), comma-separated and sorted.
     pub cpu_features: String,
     /// Compiler settings that change the generated code, `key=value` comma-separated.
     pub settings: String,
@@ -305,7 +307,9 @@ impl Header {
     }
 
     /// Checks that the artifact was made by this Kiln for `expected`; each mismatch is its own
-    /// error naming both values.
+    /// error naming both values. The CPU features are not compared: code compiled for
+    /// another CPU level than the engine's runs as well wherever the CPU has its features,
+    /// which the loader checks ([`crate::cpu::host_has`]).
     pub fn check_compat(&self, expected: &CompatInfo) -> Result<(), ArtifactError> {
         if self.kiln_version != KILN_VERSION {
             return Err(ArtifactError::KilnVersion {
@@ -323,12 +327,6 @@ impl Header {
             return Err(ArtifactError::PointerSize {
                 expected: expected.pointer_size,
                 found: self.compat.pointer_size,
-            });
-        }
-        if self.compat.cpu_features != expected.cpu_features {
-            return Err(ArtifactError::CpuFeatures {
-                expected: expected.cpu_features.clone(),
-                found: self.compat.cpu_features.clone(),
             });
         }
         if self.compat.settings != expected.settings {

@@ -18,6 +18,7 @@
 )]
 
 pub mod artifact;
+pub mod cpu;
 pub mod entity;
 pub mod error;
 pub mod exports;
@@ -35,6 +36,7 @@ pub use artifact::{
     ArtifactParts, access_checked, access_unchecked, build_artifact, open_checked, read_metadata,
     verify_checksum,
 };
+pub use cpu::{CpuLevel, CpuLevelError};
 pub use entity::*;
 pub use error::ArtifactError;
 pub use exports::{ArchivedExport, ArchivedExports, Export, Exports};

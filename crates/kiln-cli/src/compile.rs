@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use kiln::{BoundsChecks, Config, Engine, OptLevel};
+use kiln::{BoundsChecks, Config, CpuLevel, Engine, OptLevel};
 
 use crate::progress::CompileProgress;
 use crate::{CliResult, fail};
@@ -42,6 +42,11 @@ pub struct CodegenArgs {
     /// Leave out the Spectre guards on bounds-checked accesses (faster, less safe).
     #[arg(long)]
     no_spectre_guards: bool,
+    /// CPU features the code may use: `baseline` (x86-64-v2; runs on every CPU of the
+    /// architecture), `x86-64-v3`, `x86-64-v4`, `native` (all of this CPU's), or features to
+    /// add to the baseline (`avx2,bmi2`). Artifacts need a CPU with their features.
+    #[arg(long, default_value_t = CpuLevel::Baseline, value_name = "LEVEL")]
+    cpu: CpuLevel,
 }
 
 impl CodegenArgs {
@@ -58,6 +63,7 @@ impl CodegenArgs {
             Bounds::Explicit => BoundsChecks::Explicit,
         });
         config
+            .cpu(self.cpu.clone())
             .epoch_interruption(self.epoch_interruption)
             .canonicalize_nans(self.canonicalize_nans)
             .spectre_guards(!self.no_spectre_guards);

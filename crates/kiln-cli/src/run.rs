@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use kiln::{
-    BoundsChecks, Config, Engine, Linker, Module, OptLevel, Proposal, Proposals, Store,
+    BoundsChecks, Config, CpuLevel, Engine, Linker, Module, OptLevel, Proposal, Proposals, Store,
     StoreLimits, TrapCode, Val, ValType,
 };
 use kiln_artifact::Header;
@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// settings is loaded from `kiln cache dir` instead of compiled).
     #[arg(long)]
     no_cache: bool,
+    /// CPU features the code may use when FILE is compiled here (see `kiln compile --cpu`);
+    /// an artifact runs with the level it was compiled for, if this CPU has its features.
+    #[arg(long, default_value_t = CpuLevel::Baseline, value_name = "LEVEL")]
+    cpu: CpuLevel,
     /// Largest size of the program's linear memory, in bytes (suffixes K, M, G allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_memory: Option<usize>,
@@ -61,10 +65,11 @@ pub struct RunArgs {
 /// Loads `path`. An artifact (recognised by its magic bytes) gets an engine configured like
 /// the compiler that made it; it loads if its seal verifies under `KILN_ARTIFACT_KEY`, or,
 /// with `allow_precompiled`, through the checked deserializer. Anything else is compiled as
-/// WebAssembly binary or text with the default engine (made interruptible if
-/// `interruptible`).
+/// WebAssembly binary or text with the default engine for the CPU level `cpu` (made
+/// interruptible if `interruptible`).
 pub fn load_module(
     path: &Path,
+    cpu: &CpuLevel,
     interruptible: bool,
     allow_precompiled: bool,
     use_cache: bool,
@@ -112,7 +117,7 @@ pub fn load_module(
         }
     } else {
         let mut config = Config::new();
-        config.epoch_interruption(interruptible);
+        config.cpu(cpu.clone()).epoch_interruption(interruptible);
         if use_cache {
             config.cache(crate::cache::config_from_env()?);
         }
@@ -178,6 +183,7 @@ pub fn main(args: RunArgs) -> CliResult {
     };
     let (engine, module) = load_module(
         &args.file,
+        &args.cpu,
         timeout.is_some(),
         args.allow_precompiled,
         !args.no_cache,

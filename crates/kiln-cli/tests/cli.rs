@@ -99,6 +99,74 @@ fn compile_then_run_an_artifact() {
 }
 
 #[test]
+fn cpu_levels_are_chosen_recorded_and_run() {
+    let dir = scratch("cpu-levels");
+    let wat = dir.join("add.wat");
+    std::fs::write(&wat, ADD_WAT).unwrap();
+    let native = dir.join("native.kiln");
+    let out = kiln(&[
+        "compile",
+        "--cpu",
+        "native",
+        path(&wat),
+        "-o",
+        path(&native),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kiln(&["inspect", path(&native)]);
+    let features = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu features:").map(|f| f.trim().to_owned()))
+        .expect("inspect prints the CPU features");
+    let baseline = kiln_artifact::CpuLevel::Baseline
+        .features(std::env::consts::ARCH)
+        .unwrap();
+    for feature in baseline {
+        assert!(features.split(',').any(|f| f == feature), "{features}");
+    }
+    // Runs without naming the level again: the artifact carries it.
+    let out = kiln(&[
+        "run",
+        "--allow-precompiled",
+        path(&native),
+        "--invoke",
+        "add",
+        "40",
+        "2",
+    ]);
+    assert_eq!(stdout(&out), "42\n", "{}", stderr(&out));
+    let out = kiln(&[
+        "run",
+        "--cpu",
+        "native",
+        path(&wat),
+        "--invoke",
+        "add",
+        "1",
+        "2",
+    ]);
+    assert_eq!(stdout(&out), "3\n", "{}", stderr(&out));
+
+    for bad in ["avx9", "x86-64-v9!"] {
+        let out = kiln(&["compile", "--cpu", bad, path(&wat), "-o", path(&native)]);
+        assert!(!out.status.success(), "--cpu {bad} was accepted");
+        assert!(stderr(&out).contains(bad), "{}", stderr(&out));
+    }
+    let out = kiln(&[
+        "compile",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+        "--cpu",
+        "x86-64-v3",
+        path(&wat),
+        "-o",
+        path(&native),
+    ]);
+    assert_one_line_error(&out);
+    assert!(stderr(&out).contains("x86-64-v3"), "{}", stderr(&out));
+}
+
+#[test]
 fn artifacts_run_only_when_sealed_or_allowed() {
     let dir = scratch("sealed");
     let wat = dir.join("add.wat");

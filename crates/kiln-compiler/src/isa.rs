@@ -1,8 +1,10 @@
-//! The Cranelift target for a compile configuration: triple, fixed CPU-feature baseline and
-//! shared flags, and the compatibility fields that describe them in an artifact header.
+//! The Cranelift target for a compile configuration: triple, CPU features and shared flags,
+//! and the compatibility fields that describe them in an artifact header.
 //!
-//! Code generation never depends on the host's CPU: x86_64 uses the x86-64-v2 baseline
-//! (SSE3, SSSE3, SSE4.1, SSE4.2, POPCNT) and aarch64 the architectural baseline.
+//! The CPU features come from the configuration's [`kiln_artifact::CpuLevel`], never implicitly from the
+//! host: by default x86_64 uses the x86-64-v2 baseline (SSE3, SSSE3, SSE4.1, SSE4.2,
+//! POPCNT) and aarch64 the architectural baseline, so the same wasm gives the same artifact
+//! everywhere; higher levels and `native` trade that for speed.
 
 use std::str::FromStr;
 
@@ -16,15 +18,6 @@ use crate::{CompileConfig, CompileError};
 /// Pointer size of every supported target, in bytes.
 pub const POINTER_SIZE: u8 = 8;
 
-/// ISA flags enabled on x86_64 (x86-64-v2 minus what Cranelift does not use).
-const X86_64_FEATURES: &[&str] = &[
-    "has_sse3",
-    "has_ssse3",
-    "has_sse41",
-    "has_sse42",
-    "has_popcnt",
-];
-
 /// A configured Cranelift target.
 pub struct Target {
     /// The ISA Cranelift compiles for.
@@ -33,6 +26,8 @@ pub struct Target {
     pub triple: String,
     /// Alignment of the text section in the artifact: the target's largest page size.
     pub code_alignment: u64,
+    /// The CPU features the code may use ([`kiln_artifact::cpu`] names, sorted).
+    pub cpu_features: Vec<&'static str>,
 }
 
 impl Target {
@@ -46,12 +41,12 @@ impl Target {
             _ => return Err(CompileError::Target(name)),
         };
         let mut builder = isa::lookup(triple.clone()).map_err(|_| CompileError::Target(name))?;
-        if triple.architecture == Architecture::X86_64 {
-            for feature in X86_64_FEATURES {
-                builder
-                    .enable(feature)
-                    .map_err(|e| CompileError::Codegen(format!("ISA flag {feature}: {e}")))?;
-            }
+        let arch = triple.architecture.to_string();
+        let cpu_features = config.cpu.features(&arch).map_err(CompileError::Cpu)?;
+        for feature in &cpu_features {
+            builder
+                .enable(&format!("has_{feature}"))
+                .map_err(|e| CompileError::Codegen(format!("ISA flag has_{feature}: {e}")))?;
         }
         let isa = builder
             .finish(shared_flags(config)?)
@@ -60,22 +55,15 @@ impl Target {
             isa,
             triple: triple.to_string(),
             code_alignment,
+            cpu_features,
         })
     }
 
     /// The header fields of artifacts compiled for this target with `config`.
     pub fn compat_info(&self, config: &CompileConfig) -> CompatInfo {
-        let mut features: Vec<&str> = self
-            .isa
-            .isa_flags()
-            .iter()
-            .filter(|v| v.as_bool() == Some(true))
-            .map(|v| v.name)
-            .collect();
-        features.sort_unstable();
         CompatInfo {
             target: self.triple.clone(),
-            cpu_features: features.join(","),
+            cpu_features: self.cpu_features.join(","),
             settings: config.settings.encode(),
             pointer_size: POINTER_SIZE,
         }

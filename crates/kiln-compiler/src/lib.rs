@@ -21,8 +21,8 @@ mod translate;
 use cranelift_codegen::ir::{Function, UserFuncName};
 use cranelift_frontend::FunctionBuilderContext;
 use kiln_artifact::{
-    ArtifactError, ArtifactParts, CodegenSettings, CompatInfo, CompiledFunction, DefinedFuncIndex,
-    TypeIndex, TypeTrampolines,
+    ArtifactError, ArtifactParts, CodegenSettings, CompatInfo, CompiledFunction, CpuLevel,
+    CpuLevelError, DefinedFuncIndex, TypeIndex, TypeTrampolines,
 };
 use rayon::prelude::*;
 
@@ -38,6 +38,8 @@ pub struct CompileConfig {
     pub target: Option<String>,
     /// Settings that change the generated code.
     pub settings: CodegenSettings,
+    /// Which CPU features the code may use (the portable baseline by default).
+    pub cpu: CpuLevel,
     /// Number of compilation threads; `None` uses rayon's global pool. The output does not
     /// depend on it.
     pub threads: Option<usize>,
@@ -56,6 +58,9 @@ pub enum CompileError {
     /// The target triple is unknown or not supported.
     #[error("unsupported target `{0}`")]
     Target(String),
+    /// The CPU level does not apply to the target.
+    #[error(transparent)]
+    Cpu(#[from] CpuLevelError),
     /// Cranelift failed to compile a function.
     #[error("code generation failed: {0}")]
     Codegen(String),

@@ -2,8 +2,8 @@
 //! is deterministic and accepted by the checked loader, and the metadata is as expected.
 
 use kiln_artifact::{
-    BoundsChecks, CodegenSettings, EntityIndex, FuncIndex, MemoryIndex, OptLevel, Proposal,
-    TrapCode, open_checked,
+    BoundsChecks, CodegenSettings, CpuLevel, CpuLevelError, EntityIndex, FuncIndex, MemoryIndex,
+    OptLevel, Proposal, TrapCode, open_checked,
 };
 use kiln_compiler::{CompileConfig, CompileError, compat_info, compile};
 
@@ -146,6 +146,7 @@ fn config(target: Option<&str>, threads: Option<usize>) -> CompileConfig {
         target: target.map(str::to_owned),
         settings: CodegenSettings::default(),
         threads,
+        ..CompileConfig::default()
     }
 }
 
@@ -197,10 +198,7 @@ fn output_is_deterministic_across_runs_and_thread_counts() {
 fn compat_info_describes_the_target() {
     let x86 = compat_info(&config(Some(X86_64), None)).unwrap();
     assert_eq!(x86.target, X86_64);
-    assert_eq!(
-        x86.cpu_features,
-        "has_popcnt,has_sse3,has_sse41,has_sse42,has_ssse3"
-    );
+    assert_eq!(x86.cpu_features, "popcnt,sse3,sse41,sse42,ssse3");
     assert_eq!(
         x86.settings,
         "opt_level=speed,bounds_checks=guard_pages,proposals=0x7f,nans=native,epoch=false,\
@@ -213,6 +211,59 @@ fn compat_info_describes_the_target() {
 
     let host = compat_info(&config(None, None)).unwrap();
     assert_eq!(host.target, kiln_compiler::host_triple());
+}
+
+/// `and` of a negation: two instructions at the baseline, one `andn` (BMI1) at x86-64-v3, so
+/// the level can be seen in the code, not only in the header.
+const ANDN: &str = r#"(module (func (export "f") (param i32 i32) (result i32)
+    (i32.and (local.get 0) (i32.xor (local.get 1) (i32.const -1)))))"#;
+
+#[test]
+fn cpu_levels_reach_the_header_and_the_code() {
+    let at = |cpu: CpuLevel| CompileConfig {
+        target: Some(X86_64.into()),
+        cpu,
+        ..CompileConfig::default()
+    };
+    let v3 = compat_info(&at(CpuLevel::X86_64V3)).unwrap();
+    assert_eq!(
+        v3.cpu_features,
+        "avx,avx2,bmi1,bmi2,fma,lzcnt,popcnt,sse3,sse41,sse42,ssse3"
+    );
+    let v4 = compat_info(&at(CpuLevel::X86_64V4)).unwrap();
+    assert!(v4.cpu_features.contains("avx512f,avx512vl,bmi1"));
+    let extra = compat_info(&at(CpuLevel::Features(vec!["lzcnt".into()]))).unwrap();
+    assert_eq!(extra.cpu_features, "lzcnt,popcnt,sse3,sse41,sse42,ssse3");
+
+    let baseline = compile_ok(ANDN, &at(CpuLevel::Baseline));
+    let bmi = compile_ok(ANDN, &at(CpuLevel::X86_64V3));
+    let code = |artifact: &[u8]| {
+        let header = kiln_artifact::Header::parse(artifact).unwrap();
+        artifact[header.code.bounds(artifact.len()).unwrap()].to_vec()
+    };
+    // `andn` is `c4 [map 0f38] [vvvv] f2 /r` (a three-byte VEX prefix, then its opcode).
+    let has_andn = |text: &[u8]| {
+        text.windows(4)
+            .any(|w| w[0] == 0xc4 && w[1] & 0x1f == 2 && w[3] == 0xf2)
+    };
+    assert!(!has_andn(&code(&baseline)), "baseline code uses andn");
+    assert!(has_andn(&code(&bmi)), "x86-64-v3 code does not use andn");
+
+    // Levels that do not fit the target are refused before anything is compiled.
+    let arm_v3 = CompileConfig {
+        target: Some(AARCH64.into()),
+        cpu: CpuLevel::X86_64V3,
+        ..CompileConfig::default()
+    };
+    assert!(matches!(
+        compat_info(&arm_v3).unwrap_err(),
+        CompileError::Cpu(CpuLevelError::WrongArchitecture { .. })
+    ));
+    let unknown = at(CpuLevel::Features(vec!["sse5".into()]));
+    assert!(matches!(
+        compile(ANDN.as_bytes(), &unknown).unwrap_err(),
+        CompileError::Cpu(CpuLevelError::UnknownFeature { .. })
+    ));
 }
 
 #[test]

@@ -169,51 +169,6 @@ fn copy_to_anonymous(bytes: &[u8]) -> Result<memmap2::Mmap, LoadError> {
     copy.make_read_only().map_err(io)
 }
 
-/// Maps a CPU feature name from an artifact header (`has_sse41`) to the host's check.
-fn host_has_feature(name: &str) -> Option<bool> {
-    let name = name.strip_prefix("has_").unwrap_or(name);
-    #[cfg(target_arch = "x86_64")]
-    {
-        let yes = match name {
-            "sse3" => std::arch::is_x86_feature_detected!("sse3"),
-            "ssse3" => std::arch::is_x86_feature_detected!("ssse3"),
-            "sse41" | "sse4.1" => std::arch::is_x86_feature_detected!("sse4.1"),
-            "sse42" | "sse4.2" => std::arch::is_x86_feature_detected!("sse4.2"),
-            "popcnt" => std::arch::is_x86_feature_detected!("popcnt"),
-            "avx" => std::arch::is_x86_feature_detected!("avx"),
-            "avx2" => std::arch::is_x86_feature_detected!("avx2"),
-            "bmi1" => std::arch::is_x86_feature_detected!("bmi1"),
-            "bmi2" => std::arch::is_x86_feature_detected!("bmi2"),
-            "lzcnt" => std::arch::is_x86_feature_detected!("lzcnt"),
-            "fma" => std::arch::is_x86_feature_detected!("fma"),
-            "cmpxchg16b" => std::arch::is_x86_feature_detected!("cmpxchg16b"),
-            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
-            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
-            "avx512dq" => std::arch::is_x86_feature_detected!("avx512dq"),
-            "avx512bitalg" => std::arch::is_x86_feature_detected!("avx512bitalg"),
-            "avx512vbmi" => std::arch::is_x86_feature_detected!("avx512vbmi"),
-            "sse2" | "sse" => true,
-            _ => return None,
-        };
-        Some(yes)
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let yes = match name {
-            "lse" => std::arch::is_aarch64_feature_detected!("lse"),
-            "fp16" => std::arch::is_aarch64_feature_detected!("fp16"),
-            "neon" | "fp" => true,
-            _ => return None,
-        };
-        Some(yes)
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        let _ = name;
-        None
-    }
-}
-
 /// The architecture part of a target triple.
 fn triple_arch(triple: &str) -> &str {
     triple.split('-').next().unwrap_or("")
@@ -233,7 +188,7 @@ fn check_host_cpu(header: &Header) -> Result<(), ArtifactError> {
         .map(str::trim)
         .filter(|f| !f.is_empty())
     {
-        match host_has_feature(feature) {
+        match kiln_artifact::cpu::host_has(feature) {
             Some(true) => {}
             Some(false) => missing.push(feature.to_owned()),
             None => missing.push(format!("{feature} (unknown to this runtime)")),
@@ -243,10 +198,7 @@ fn check_host_cpu(header: &Header) -> Result<(), ArtifactError> {
         Ok(())
     } else {
         Err(ArtifactError::CpuFeatures {
-            expected: format!(
-                "the features of this CPU, which lacks {}",
-                missing.join(", ")
-            ),
+            missing: missing.join(", "),
             found: header.compat.cpu_features.clone(),
         })
     }

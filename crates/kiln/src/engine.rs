@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_artifact::{
-    ArtifactKey, BoundsChecks, CodegenSettings, CompatInfo, OptLevel, Proposal, Proposals,
+    ArtifactKey, BoundsChecks, CodegenSettings, CompatInfo, CpuLevel, OptLevel, Proposal, Proposals,
 };
 use kiln_compiler::CompileConfig;
 
@@ -14,6 +14,7 @@ use crate::Result;
 #[derive(Clone, Debug)]
 pub struct Config {
     target: Option<String>,
+    cpu: CpuLevel,
     settings: CodegenSettings,
     max_wasm_stack: usize,
     compile_threads: Option<usize>,
@@ -25,6 +26,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             target: None,
+            cpu: CpuLevel::Baseline,
             settings: CodegenSettings::default(),
             max_wasm_stack: 512 << 10,
             compile_threads: None,
@@ -44,6 +46,18 @@ impl Config {
     /// Compiles for another target triple (the engine can then only precompile).
     pub fn target(&mut self, triple: &str) -> &mut Self {
         self.target = Some(triple.to_owned());
+        self
+    }
+
+    /// Sets which CPU features compiled code may use: the portable baseline by default (an
+    /// artifact runs on every CPU of its architecture, and compiling is deterministic across
+    /// machines), `x86-64-v3`/`x86-64-v4` or a list of features for faster code on CPUs that
+    /// have them, [`CpuLevel::Native`] for everything this CPU has (host target only). The
+    /// features are recorded in the artifact header; loading an artifact on a CPU that lacks
+    /// any of them fails with [`kiln_artifact::ArtifactError::CpuFeatures`]. Artifacts of any
+    /// level load into any engine of the same target and settings.
+    pub fn cpu(&mut self, level: CpuLevel) -> &mut Self {
+        self.cpu = level;
         self
     }
 
@@ -193,6 +207,7 @@ impl Engine {
         let compile = CompileConfig {
             target: config.target.clone(),
             settings: config.settings,
+            cpu: config.cpu.clone(),
             threads: config.compile_threads,
         };
         let compat = kiln_compiler::compat_info(&compile)?;

@@ -64,6 +64,6 @@ pub use kiln_compiler::CompileError;
 pub use kiln_runtime::StoreLimits;
 
 pub use kiln_artifact::{
-    ArtifactKey, BoundsChecks, FuncType, GlobalType, KeyError, MemoryType, OptLevel, Proposal,
-    Proposals, RefType, TableType, TrapCode, ValType,
+    ArtifactKey, BoundsChecks, CpuLevel, CpuLevelError, FuncType, GlobalType, KeyError, MemoryType,
+    OptLevel, Proposal, Proposals, RefType, TableType, TrapCode, ValType,
 };

@@ -122,6 +122,64 @@ fn other_settings_are_refused() {
 }
 
 #[test]
+fn artifacts_of_any_cpu_level_this_cpu_has_load_into_any_engine() {
+    let mut config = Config::new();
+    config.cpu(kiln::CpuLevel::Native);
+    let native = Engine::new(&config).unwrap();
+    let module = Module::new(&native, WAT).unwrap();
+    exercise(&native, &module);
+    let bytes = module.serialize().unwrap();
+    let header = kiln_artifact::header::Header::parse(&bytes).unwrap();
+    let host_features = kiln_artifact::cpu::host_features();
+    for feature in header.compat.cpu_features.split(',') {
+        assert!(host_features.contains(&feature), "{feature}");
+    }
+    // The cache must not mix levels, so each level has its own fingerprint.
+    assert_ne!(native.fingerprint(), Engine::default().fingerprint());
+    // The baseline engine runs the native artifact: the CPU decides, not the engine's level.
+    let baseline = Engine::default();
+    // SAFETY: artifact bytes this test's engine just wrote, unmodified.
+    let loaded = unsafe { Module::deserialize(&baseline, &bytes) }.unwrap();
+    exercise(&baseline, &loaded);
+}
+
+#[test]
+fn artifacts_needing_features_this_cpu_lacks_are_refused() {
+    let bytes = Engine::default().precompile_module(WAT.as_bytes()).unwrap();
+    let header = kiln_artifact::header::Header::parse(&bytes).unwrap();
+    // Claim one more feature: one the CPU lacks if there is such a known feature, and one
+    // that no version of Kiln knows (a newer writer's) either way.
+    let arch = std::env::consts::ARCH;
+    let host = kiln_artifact::cpu::host_features();
+    let lacking = kiln_artifact::cpu::known_features(arch)
+        .into_iter()
+        .find(|f| !host.contains(f));
+    for extra in lacking.into_iter().chain(["quantum_fpu"]) {
+        let mut forged = header.clone();
+        forged.compat.cpu_features = format!("{},{extra}", header.compat.cpu_features);
+        let mut bytes = bytes.clone();
+        bytes[..kiln_artifact::HEADER_SIZE].copy_from_slice(&forged.encode().unwrap());
+        let sum = kiln_artifact::header::checksum(&bytes);
+        bytes[456..472].copy_from_slice(&sum.to_le_bytes());
+        for result in [
+            // SAFETY: Kiln's own code for this module; only the header's CPU features differ,
+            // which both loads check before running anything.
+            unsafe { Module::deserialize(&Engine::default(), &bytes) },
+            // SAFETY: as above.
+            unsafe { Module::deserialize_unchecked(&Engine::default(), &bytes) },
+        ] {
+            match result {
+                Err(Error::Artifact(ArtifactError::CpuFeatures { missing, found })) => {
+                    assert!(missing.starts_with(extra), "{missing}");
+                    assert_eq!(found, forged.compat.cpu_features);
+                }
+                other => panic!("{extra}: expected a CPU-features error, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn another_proposal_set_is_refused() {
     let mut config = Config::new();
     config.wasm_simd(false).wasm_reference_types(false);

@@ -1,0 +1,79 @@
+//! Disassembly aid for comparing code generation: compiles a module with both engines for one
+//! CPU level and writes the machine code of the named function as Kiln compiled it (raw
+//! bytes) and Wasmtime's whole compiled module (an ELF file with a symbol per function), then
+//! prints the `objdump` commands that show them side by side.
+//!
+//! ```sh
+//! cargo run --release --manifest-path bench/peer/Cargo.toml --target-dir target \
+//!     --bin disasm -- target/peer/bench-kernels.wasm strings [native|baseline] [out dir]
+//! ```
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, wasm, name, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: disasm MODULE.wasm FUNCTION [native|baseline] [OUT DIR]");
+        std::process::exit(2);
+    };
+    let native = rest.first().map(String::as_str) != Some("baseline");
+    let out = std::path::PathBuf::from(rest.get(1).map(String::as_str).unwrap_or("target/disasm"));
+    std::fs::create_dir_all(&out).unwrap();
+    let wasm = std::fs::read(wasm).unwrap();
+
+    let mut config = kiln::Config::new();
+    if native {
+        config.cpu(kiln::CpuLevel::Native);
+    }
+    let engine = kiln::Engine::new(&config).unwrap();
+    let artifact = engine.precompile_module(&wasm).unwrap();
+    let info = kiln_artifact::read_metadata(&artifact).unwrap();
+    let header = kiln_artifact::Header::parse(&artifact).unwrap();
+    let func = info
+        .func_names
+        .iter()
+        .find(|f| f.name == *name)
+        .unwrap_or_else(|| panic!("no function named `{name}` in the name section"))
+        .func;
+    let defined = kiln_artifact::DefinedFuncIndex(func.0 - info.num_imported_funcs);
+    let body = info.compiled[defined].body;
+    let start = header.code.offset as usize + body.start as usize;
+    let kiln_path = out.join(format!("{name}.kiln.bin"));
+    std::fs::write(&kiln_path, &artifact[start..start + body.len as usize]).unwrap();
+
+    let mut config = wasmtime::Config::new();
+    if !native {
+        for flag in [
+            "has_avx",
+            "has_avx2",
+            "has_fma",
+            "has_bmi1",
+            "has_bmi2",
+            "has_lzcnt",
+            "has_avx512f",
+            "has_avx512vl",
+            "has_avx512dq",
+            "has_avx512bitalg",
+            "has_avx512vbmi",
+        ] {
+            // SAFETY: turning CPU features off only narrows the instructions Cranelift uses.
+            unsafe { config.cranelift_flag_set(flag, "false") };
+        }
+    }
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let elf = engine.precompile_module(&wasm).unwrap();
+    let wasmtime_path = out.join("module.wasmtime.elf");
+    std::fs::write(&wasmtime_path, elf).unwrap();
+
+    println!(
+        "function {} (`{name}`): {} bytes at {:#x} of Kiln's text section",
+        func.0, body.len, body.start
+    );
+    println!(
+        "objdump -D -b binary -m i386:x86-64 -M intel {}",
+        kiln_path.display()
+    );
+    println!(
+        "objdump -d -M intel {} | sed -n '/function\\[{}\\]/,/^$/p'",
+        wasmtime_path.display(),
+        func.0
+    );
+}
