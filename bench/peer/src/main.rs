@@ -143,10 +143,10 @@ fn main() {
         std::process::exit(2);
     }
     // `KILN_PEER_PROFILE=instantiate` loops Kiln's instantiation of the first module only,
-    // `KILN_PEER_PROFILE=load-instantiate` its unchecked load and instantiation, for
-    // `perf record`.
+    // `KILN_PEER_PROFILE=load-instantiate` its unchecked load and instantiation,
+    // `KILN_PEER_PROFILE=checked-load` its checked load, for `perf record`.
     let profile = std::env::var("KILN_PEER_PROFILE").unwrap_or_default();
-    if profile == "instantiate" || profile == "load-instantiate" {
+    if ["instantiate", "load-instantiate", "checked-load"].contains(&profile.as_str()) {
         let engine = kiln::Engine::default();
         let module = kiln::Module::new(&engine, std::fs::read(&paths[0]).unwrap()).unwrap();
         let path = std::env::temp_dir().join(format!("kiln-peer-{}.kiln", std::process::id()));
@@ -156,6 +156,10 @@ fn main() {
             let mut store = kiln::Store::new(&engine, ());
             if profile == "instantiate" {
                 linker.instantiate(&mut store, &module).unwrap();
+            } else if profile == "checked-load" {
+                // SAFETY: as below; the checked load also verifies the bytes.
+                let loaded = unsafe { kiln::Module::deserialize_file(&engine, &path) };
+                std::hint::black_box(loaded.unwrap());
             } else {
                 // SAFETY: the artifact was written by this engine just now and is not
                 // changed while it is loaded.

@@ -253,6 +253,7 @@ fn module_info(wasm: &[u8]) -> Parsed {
         ..ModuleInfo::default()
     };
     let mut data = Vec::new();
+    let mut traps = Vec::new();
     let mut code_offset = 0u32;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload.expect("valid module") {
@@ -413,7 +414,7 @@ fn module_info(wasm: &[u8]) -> Parsed {
                     (0, TrapCode::StackOverflow),
                     (1, TrapCode::MemoryOutOfBounds),
                 ] {
-                    info.traps.push(TrapRecord {
+                    traps.push(TrapRecord {
                         code_offset: code_offset + 4 + k * 8,
                         wasm_offset: range.start as u32 + k,
                         code,
@@ -459,6 +460,7 @@ fn module_info(wasm: &[u8]) -> Parsed {
         code_offset += 96;
     }
     info.func_names.sort_by_key(|n| n.func);
+    info.traps = TrapTable::from_records(&traps);
     let code = (0..code_offset).map(|i| (i as u8) ^ 0xcc).collect();
     Parsed { info, code, data }
 }
@@ -892,6 +894,7 @@ mod mirror {
                     .collect(),
                 traps: m
                     .traps
+                    .records()
                     .iter()
                     .map(|t| TrapRecord {
                         code_offset: t.code_offset,
@@ -1043,15 +1046,16 @@ mod mirror {
                         wasm_to_array: range_back(&t.wasm_to_array),
                     })
                     .collect(),
-                traps: m
-                    .traps
-                    .into_iter()
-                    .map(|t| k::TrapRecord {
-                        code_offset: t.code_offset,
-                        wasm_offset: t.wasm_offset,
-                        code: k::TrapCode::from_u8(t.code).expect("valid trap code"),
-                    })
-                    .collect(),
+                traps: k::TrapTable::from_records(
+                    &m.traps
+                        .into_iter()
+                        .map(|t| k::TrapRecord {
+                            code_offset: t.code_offset,
+                            wasm_offset: t.wasm_offset,
+                            code: k::TrapCode::from_u8(t.code).expect("valid trap code"),
+                        })
+                        .collect::<Vec<_>>(),
+                ),
                 call_sites: m
                     .call_sites
                     .into_iter()

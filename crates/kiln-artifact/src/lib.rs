@@ -47,6 +47,6 @@ pub use settings::{
     BoundsChecks, CodegenSettings, GUARD_RESERVATION, OptLevel, Proposal, Proposals,
 };
 pub use source::{ArchivedSourceHashes, SourceHashes};
-pub use trap::{ArchivedTrapCode, ArchivedTrapRecord, TrapCode, TrapRecord};
+pub use trap::{ArchivedTrapCode, ArchivedTrapTable, TrapCode, TrapRecord, TrapTable};
 pub use types::*;
 pub use vmoffsets::{Builtin, VMCounts, VMOffsets};

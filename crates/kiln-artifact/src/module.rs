@@ -3,7 +3,7 @@
 
 use crate::entity::*;
 use crate::exports::Exports;
-use crate::trap::TrapRecord;
+use crate::trap::{TrapRecord, TrapTable};
 use crate::types::*;
 
 /// A byte range inside one section of the artifact (the text or the data section).
@@ -299,8 +299,8 @@ pub struct ModuleInfo {
     pub compiled: PrimaryMap<DefinedFuncIndex, CompiledFunction>,
     /// The trampolines of every type.
     pub trampolines: PrimaryMap<TypeIndex, TypeTrampolines>,
-    /// Instructions that may trap, sorted by `code_offset`.
-    pub traps: Vec<TrapRecord>,
+    /// Instructions that may trap, sorted by code offset.
+    pub traps: TrapTable,
     /// Calls from wasm functions, sorted by `return_offset`.
     pub call_sites: Vec<CallSiteRecord>,
     /// Function names, sorted by function index.
@@ -422,12 +422,8 @@ impl ArchivedModuleInfo {
     }
 
     /// The trap record for the instruction at `code_offset` in the text section, if any.
-    pub fn lookup_trap(&self, code_offset: u32) -> Option<&crate::trap::ArchivedTrapRecord> {
-        let idx = self
-            .traps
-            .binary_search_by_key(&code_offset, |t| t.code_offset.to_native())
-            .ok()?;
-        self.traps.get(idx)
+    pub fn lookup_trap(&self, code_offset: u32) -> Option<TrapRecord> {
+        self.traps.lookup(code_offset)
     }
 
     /// The wasm offset of the call that returns to `return_offset`, if it is one.

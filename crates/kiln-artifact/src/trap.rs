@@ -1,4 +1,5 @@
-//! Trap codes and the records that map code offsets to them.
+//! Trap codes, the records that map code offsets to them, and the table that stores the
+//! records of a module compactly.
 
 /// Why WebAssembly execution stopped abnormally.
 #[derive(
@@ -92,10 +93,7 @@ impl core::fmt::Display for TrapCode {
 }
 
 /// One instruction in the text section that may trap, and why.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
-#[rkyv(derive(Debug))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TrapRecord {
     /// Offset of the trapping instruction from the start of the text section.
     pub code_offset: u32,
@@ -103,4 +101,304 @@ pub struct TrapRecord {
     pub wasm_offset: u32,
     /// Why it traps.
     pub code: TrapCode,
+}
+
+/// Size of a page of [`TrapTable::pages`]: the code offsets of one page share their high bits.
+const PAGE_BITS: u32 = 16;
+
+/// Every trap site of a text section, sorted by code offset, stored by columns: a record
+/// costs 7 bytes (the low 16 bits of its code offset, its code, its wasm offset) instead of
+/// the 12 of a [`TrapRecord`]. Generated code traps at nearly every memory access, so this
+/// table is most of a module's metadata; its size is hashed and validated on checked loads.
+///
+/// The high bits of a record's code offset are its page: `pages[p]` is the index of the first
+/// record at or after code offset `p << 16`, and the last entry is the number of records, so
+/// the records of page `p` are `pages[p]..pages[p + 1]`.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
+#[rkyv(derive(Debug))]
+pub struct TrapTable {
+    /// Where each 64 KiB page of code offsets starts in the columns, then their length.
+    pub pages: Vec<u32>,
+    /// The low 16 bits of each record's code offset.
+    pub low_offsets: Vec<u16>,
+    /// Each record's trap code (a [`TrapCode`] as `u8`: checked with one pass over plain
+    /// bytes rather than per enum by bytecheck).
+    pub codes: Vec<u8>,
+    /// Each record's wasm offset (`u32::MAX` if unknown).
+    pub wasm_offsets: Vec<u32>,
+}
+
+impl TrapTable {
+    /// The table of `records`, which it sorts by code offset (stable: records at the same
+    /// offset keep their order, and a checked load refuses them).
+    pub fn from_records(records: &[TrapRecord]) -> TrapTable {
+        let mut records = records.to_vec();
+        records.sort_by_key(|r| r.code_offset);
+        let page_count = records
+            .last()
+            .map_or(0, |r| (r.code_offset >> PAGE_BITS) as usize + 1);
+        let mut pages = Vec::with_capacity(page_count + 1);
+        for page in 0..=page_count {
+            let start = (page as u64) << PAGE_BITS;
+            pages.push(records.partition_point(|r| u64::from(r.code_offset) < start) as u32);
+        }
+        TrapTable {
+            pages,
+            low_offsets: records.iter().map(|r| r.code_offset as u16).collect(),
+            codes: records.iter().map(|r| r.code as u8).collect(),
+            wasm_offsets: records.iter().map(|r| r.wasm_offset).collect(),
+        }
+    }
+
+    /// The records, in code order.
+    pub fn records(&self) -> Vec<TrapRecord> {
+        let mut out = Vec::with_capacity(self.low_offsets.len());
+        for (page, run) in self.pages.windows(2).enumerate() {
+            for i in run[0] as usize..run[1] as usize {
+                // A table made by `from_records` holds valid codes; skip what is not one.
+                if let Some(code) = TrapCode::from_u8(self.codes[i]) {
+                    out.push(TrapRecord {
+                        code_offset: ((page as u32) << PAGE_BITS) | u32::from(self.low_offsets[i]),
+                        wasm_offset: self.wasm_offsets[i],
+                        code,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.low_offsets.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.low_offsets.is_empty()
+    }
+}
+
+impl ArchivedTrapTable {
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.low_offsets.len()
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.low_offsets.is_empty()
+    }
+
+    /// The record of page `page` at index `i`, if `i` is inside the columns and its code is
+    /// valid (both hold for the indices of `pages` after [`ArchivedTrapTable::check`]).
+    fn record(&self, page: usize, i: usize) -> Option<TrapRecord> {
+        Some(TrapRecord {
+            code_offset: ((page as u32) << PAGE_BITS)
+                | u32::from(self.low_offsets.get(i)?.to_native()),
+            wasm_offset: self.wasm_offsets.get(i)?.to_native(),
+            code: TrapCode::from_u8(*self.codes.get(i)?)?,
+        })
+    }
+
+    /// The code offset of record `i` (after [`ArchivedTrapTable::check`]), if there is one.
+    pub fn code_offset(&self, i: usize) -> Option<u32> {
+        let low = self.low_offsets.get(i)?.to_native();
+        // The last page that starts at or before `i` (empty pages start where the next does).
+        let page = self
+            .pages
+            .partition_point(|p| p.to_native() as usize <= i)
+            .checked_sub(1)?;
+        Some(((page as u32) << PAGE_BITS) | u32::from(low))
+    }
+
+    /// The records, in code order (after [`ArchivedTrapTable::check`]).
+    pub fn iter(&self) -> impl Iterator<Item = TrapRecord> + '_ {
+        self.pages
+            .windows(2)
+            .enumerate()
+            .flat_map(move |(page, run)| {
+                (run[0].to_native() as usize..run[1].to_native() as usize)
+                    .filter_map(move |i| self.record(page, i))
+            })
+    }
+
+    /// The record of the instruction at `code_offset`, if it may trap. Bounded: a binary
+    /// search among the records of one 64 KiB page.
+    pub fn lookup(&self, code_offset: u32) -> Option<TrapRecord> {
+        let page = (code_offset >> PAGE_BITS) as usize;
+        let start = self.pages.get(page)?.to_native() as usize;
+        let end = self.pages.get(page + 1)?.to_native() as usize;
+        let low = code_offset as u16;
+        let run = self.low_offsets.get(start..end)?;
+        let i = run.binary_search_by_key(&low, |l| l.to_native()).ok()?;
+        self.record(page, start + i)
+    }
+
+    /// Checks that the columns describe records sorted strictly by code offset, all below
+    /// `code_len`: equal lengths, pages that start at zero, never decrease and end at the
+    /// number of records, one page per 64 KiB up to the last record, and increasing low bits
+    /// within each page, and known trap codes.
+    pub fn check(&self, code_len: u64) -> Result<(), String> {
+        let len = self.low_offsets.len();
+        if self.codes.len() != len || self.wasm_offsets.len() != len {
+            return Err(format!(
+                "trap table columns of {len}, {} and {} records",
+                self.codes.len(),
+                self.wasm_offsets.len()
+            ));
+        }
+        // Folds without early exits, so that these passes over every record vectorise.
+        let largest_code = self.codes.iter().fold(0u8, |m, &c| m.max(c));
+        if usize::from(largest_code) >= TrapCode::ALL.len() {
+            return Err("trap table holds an unknown trap code".into());
+        }
+        let pages: Vec<usize> = self.pages.iter().map(|p| p.to_native() as usize).collect();
+        if pages.is_empty() && len == 0 {
+            // The default table: no page, no record.
+            return Ok(());
+        }
+        if pages.first() != Some(&0) || pages.last() != Some(&len) {
+            return Err(format!(
+                "trap table pages {:?}..{:?} do not span its {len} records",
+                pages.first(),
+                pages.last()
+            ));
+        }
+        let page_count = pages.len() - 1;
+        if (page_count as u64) << PAGE_BITS > code_len.next_multiple_of(1 << PAGE_BITS) {
+            return Err(format!(
+                "trap table has {page_count} pages for {code_len} bytes of code"
+            ));
+        }
+        for (page, run) in pages.windows(2).enumerate() {
+            if run[0] > run[1] {
+                return Err(format!("trap table page {page} starts after the next one"));
+            }
+            let lows = &self.low_offsets[run[0]..run[1]];
+            let unordered = lows
+                .windows(2)
+                .fold(false, |bad, w| bad | (w[0].to_native() >= w[1].to_native()));
+            if unordered {
+                return Err(format!("trap records of page {page} are out of order"));
+            }
+            if let Some(last) = lows.last() {
+                let end = ((page as u64) << PAGE_BITS) + u64::from(last.to_native());
+                if end >= code_len {
+                    return Err(format!(
+                        "trap record at code offset {end} is outside the code"
+                    ));
+                }
+            }
+        }
+        if page_count > 0 && pages[page_count - 1] == len {
+            return Err("trap table ends with an empty page".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(code_offset: u32, wasm_offset: u32, code: TrapCode) -> TrapRecord {
+        TrapRecord {
+            code_offset,
+            wasm_offset,
+            code,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_are_found_across_pages() {
+        let records = vec![
+            record(3, 10, TrapCode::MemoryOutOfBounds),
+            record(0xffff, 11, TrapCode::StackOverflow),
+            record(0x1_0000, u32::MAX, TrapCode::IntegerDivisionByZero),
+            record(0x3_0002, 12, TrapCode::Interrupt),
+        ];
+        let mut shuffled = records.clone();
+        shuffled.reverse();
+        let table = TrapTable::from_records(&shuffled);
+        assert_eq!(table.records(), records);
+        assert_eq!(table.pages, [0, 2, 3, 3, 4]);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&table).unwrap();
+        let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+        archived.check(0x3_0003).unwrap();
+        assert_eq!(archived.iter().collect::<Vec<_>>(), records);
+        for r in &records {
+            assert_eq!(archived.lookup(r.code_offset), Some(*r));
+        }
+        for missing in [0, 4, 0x1_0001, 0x2_0000, 0x3_0003, u32::MAX] {
+            assert_eq!(archived.lookup(missing), None, "{missing:#x}");
+        }
+        assert!(
+            archived.check(0x3_0002).is_err(),
+            "a record at the end of the code"
+        );
+    }
+
+    #[test]
+    fn malformed_tables_are_refused() {
+        let good = TrapTable::from_records(&[
+            record(5, 1, TrapCode::MemoryOutOfBounds),
+            record(7, 2, TrapCode::MemoryOutOfBounds),
+            record(0x1_0000, 3, TrapCode::MemoryOutOfBounds),
+        ]);
+        let mut bad = Vec::new();
+        let mut t = good.clone();
+        t.codes.pop();
+        bad.push(t);
+        let mut t = good.clone();
+        t.pages = vec![0, 2];
+        bad.push(t);
+        let mut t = good.clone();
+        t.pages = vec![0, 3, 2, 3];
+        bad.push(t);
+        let mut t = good.clone();
+        t.low_offsets.swap(0, 1);
+        bad.push(t);
+        let mut t = good.clone();
+        t.low_offsets[1] = 5;
+        bad.push(t);
+        let mut t = good.clone();
+        t.pages = vec![1, 2, 3];
+        bad.push(t);
+        let mut t = good.clone();
+        t.pages.push(3);
+        bad.push(t);
+        let mut t = good.clone();
+        t.codes[2] = TrapCode::ALL.len() as u8;
+        bad.push(t);
+        for (i, table) in bad.iter().enumerate() {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(table).unwrap();
+            let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+            assert!(
+                archived.check(1 << 20).is_err(),
+                "case {i} passed: {table:?}"
+            );
+        }
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&good).unwrap();
+        let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+        archived.check(0x1_0001).unwrap();
+        assert!(archived.check(0x1_0000).is_err());
+        let mut records = good.records();
+        records.push(records[1]);
+        let twice = TrapTable::from_records(&records);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&twice).unwrap();
+        let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+        assert!(
+            archived.check(1 << 20).is_err(),
+            "two records of one instruction"
+        );
+        for empty in [TrapTable::from_records(&[]), TrapTable::default()] {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&empty).unwrap();
+            let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+            archived.check(0).unwrap();
+            assert_eq!(archived.lookup(0), None);
+        }
+    }
 }

@@ -199,35 +199,41 @@ pub fn validate_metadata(
         prev_end = u64::from(range.start) + u64::from(range.len);
     }
     // Trap records: each function claims the next `trap_count` records, which must lie in
-    // its own body in increasing order, and together the functions claim them all. A record
-    // dropped or added (or a count changed) would leave a trapping instruction of some
-    // function without its record, which the runtime treats as a fatal Kiln bug.
-    let mut records = info.traps.iter();
-    let mut prev = None;
+    // its own body, and together the functions claim them all. A record dropped or added (or
+    // a count changed) would leave a trapping instruction of some function without its
+    // record, which the runtime treats as a fatal Kiln bug. The table is sorted (checked
+    // first) and the bodies follow each other, so a run lies in its body when its first and
+    // last records do: the cost is per function, not per record.
+    info.traps.check(code_len).map_err(bad)?;
+    let mut next = 0usize;
     for (index, f) in info.compiled.iter() {
+        let count = f.trap_count.to_native() as usize;
+        if count == 0 {
+            continue;
+        }
         let body = f.body.native();
         let (start, end) = (body.start, body.start + body.len);
-        for _ in 0..f.trap_count.to_native() {
-            let off = records.next().map(|t| t.code_offset.to_native());
-            let Some(off) = off else {
-                return Err(bad(format!(
-                    "defined function {} claims more trap records than there are",
-                    index.0
-                )));
-            };
-            if !(start..end).contains(&off) || prev.is_some_and(|p| p >= off) {
-                return Err(bad(format!(
-                    "trap record at code offset {off} is out of order or outside defined \
-                     function {} ({start}..{end})",
-                    index.0
-                )));
-            }
-            prev = Some(off);
+        let last = next + count - 1;
+        let (Some(first_off), Some(last_off)) =
+            (info.traps.code_offset(next), info.traps.code_offset(last))
+        else {
+            return Err(bad(format!(
+                "defined function {} claims more trap records than there are",
+                index.0
+            )));
+        };
+        if first_off < start || last_off >= end {
+            return Err(bad(format!(
+                "trap records at code offsets {first_off}..={last_off} are not all in defined \
+                 function {} ({start}..{end})",
+                index.0
+            )));
         }
+        next += count;
     }
-    if records.next().is_some() {
+    if next != info.traps.len() {
         return Err(bad(format!(
-            "{} trap records but the functions claim fewer",
+            "{} trap records but the functions claim {next}",
             info.traps.len()
         )));
     }

@@ -226,10 +226,8 @@ fn check_archived(a: &ArchivedModuleInfo, b: &ModuleInfo) {
     }
 
     assert_eq!(a.traps.len(), b.traps.len(), "number of traps");
-    for (i, (x, y)) in a.traps.iter().zip(&b.traps).enumerate() {
-        assert_eq!(x.code_offset.to_native(), y.code_offset, "trap {i}");
-        assert_eq!(x.wasm_offset.to_native(), y.wasm_offset, "trap {i}");
-        assert_eq!(x.code.native(), y.code, "trap {i}");
+    for (i, (x, y)) in a.traps.iter().zip(b.traps.records()).enumerate() {
+        assert_eq!(x, y, "trap {i}");
     }
     assert_eq!(
         a.call_sites.len(),
@@ -256,12 +254,11 @@ fn check_lookups(a: &ArchivedModuleInfo, b: &ModuleInfo) {
     for c in &b.call_sites {
         assert_eq!(a.lookup_call_site(c.return_offset), Some(c.wasm_offset));
     }
-    for t in &b.traps {
+    for t in b.traps.records() {
         let found = a
             .lookup_trap(t.code_offset)
             .expect("recorded trap is found");
-        assert_eq!(found.code.native(), t.code);
-        assert_eq!(found.wasm_offset.to_native(), t.wasm_offset);
+        assert_eq!(found, t);
     }
     for n in &b.func_names {
         assert_eq!(a.func_name(n.func), Some(n.name.as_str()));

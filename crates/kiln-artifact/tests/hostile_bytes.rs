@@ -137,8 +137,8 @@ fn assert_usable(info: &ArchivedModuleInfo, header: &Header) {
     // The lookups the runtime makes must not panic either.
     let _ = info.vmoffsets(8);
     for t in info.traps.iter() {
-        assert!(info.lookup_trap(t.code_offset.to_native()).is_some());
-        let _ = info.func_at_code_offset(t.code_offset.to_native());
+        assert!(info.lookup_trap(t.code_offset).is_some());
+        let _ = info.func_at_code_offset(t.code_offset);
     }
     for n in info.func_names.iter() {
         let _ = info.func_name(n.func.native());
@@ -432,13 +432,14 @@ proptest! {
     ) {
         prop_assume!(!g.info.traps.is_empty());
         let mut info = g.info.clone();
-        let t = pick as usize % info.traps.len();
+        let mut traps = info.traps.records();
+        let t = pick as usize % traps.len();
         let f = DefinedFuncIndex(pick % info.compiled.len() as u32);
         match how {
             0 => {
-                info.traps.remove(t);
+                traps.remove(t);
             }
-            1 => info.traps.truncate(t),
+            1 => traps.truncate(t),
             2 => info.compiled[f].trap_count += 1 + pick % 3,
             _ => {
                 // Into the body of another function (or past the last one).
@@ -446,14 +447,15 @@ proptest! {
                     .compiled
                     .values()
                     .position(|c| {
-                        (c.body.start..c.body.start + c.body.len).contains(&info.traps[t].code_offset)
+                        (c.body.start..c.body.start + c.body.len).contains(&traps[t].code_offset)
                     })
                     .unwrap();
                 let other = info.compiled.values().nth((owner + 1) % info.compiled.len()).unwrap();
                 prop_assume!(info.compiled.len() > 1);
-                info.traps[t].code_offset = other.body.start;
+                traps[t].code_offset = other.body.start;
             }
         }
+        info.traps = TrapTable::from_records(&traps);
         prop_assume!(info != g.info);
         let bytes = kiln_artifact::artifact::archive_metadata(&info).unwrap();
         let result = access_checked(&bytes, g.code.len() as u64 + 64, g.data.len() as u64);

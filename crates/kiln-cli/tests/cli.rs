@@ -765,7 +765,7 @@ fn a_fault_without_a_trap_record_aborts_with_a_diagnostic() {
     let mut info: kiln_artifact::ModuleInfo =
         rkyv::deserialize::<_, rkyv::rancor::Error>(archived).unwrap();
     assert!(!info.traps.is_empty());
-    info.traps.clear();
+    info.traps = kiln_artifact::TrapTable::default();
     for f in info.compiled.values_mut() {
         f.trap_count = 0;
     }

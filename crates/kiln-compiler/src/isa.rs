@@ -79,10 +79,15 @@ impl Target {
         }
     }
 
-    /// Alignment of each function in the text section.
+    /// Alignment of each function in the text section: at least a cache line (64 bytes), so
+    /// that where a function's loops fall relative to cache lines and fetch blocks depends on
+    /// its own code only, not on the sizes of the functions before it. With Cranelift's
+    /// preferred 32 bytes, the `strings` kernel of the peer bench ran 1.09-1.16x Wasmtime's
+    /// time with identical instructions, and 0.99-1.03x at 64; the padding costs about 1 %
+    /// of SQLite's code.
     pub fn function_alignment(&self) -> u32 {
         let align = self.isa.function_alignment();
-        align.preferred.max(align.minimum).max(16)
+        align.preferred.max(align.minimum).max(64)
     }
 }
 

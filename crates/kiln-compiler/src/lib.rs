@@ -142,7 +142,7 @@ pub fn compile_with_progress(
             wasm_to_array: pair[1],
         });
     }
-    info.traps = linked.traps;
+    info.traps = kiln_artifact::TrapTable::from_records(&linked.traps);
     info.call_sites = linked.call_sites;
     info.function_alignment = target.function_alignment();
     info.source = kiln_artifact::SourceHashes::of(wasm);

@@ -393,11 +393,8 @@ fn trap_codes(artifact: &[u8], config: &CompileConfig, index: usize) -> Vec<Trap
     let body = info.compiled.as_slice()[index].body.native();
     info.traps
         .iter()
-        .filter(|t| {
-            let off = t.code_offset.to_native();
-            off >= body.start && off < body.start + body.len
-        })
-        .map(|t| t.code.native())
+        .filter(|t| t.code_offset >= body.start && t.code_offset < body.start + body.len)
+        .map(|t| t.code)
         .collect()
 }
 
@@ -430,10 +427,10 @@ fn trap_records_carry_kiln_codes_and_wasm_offsets() {
         let unreachable = info
             .traps
             .iter()
-            .find(|t| t.code_offset.to_native() >= body.start)
+            .find(|t| t.code_offset >= body.start)
             .unwrap();
-        assert_eq!(unreachable.code.native(), TrapCode::UnreachableCodeReached);
-        let at = unreachable.wasm_offset.to_native() as usize;
+        assert_eq!(unreachable.code, TrapCode::UnreachableCodeReached);
+        let at = unreachable.wasm_offset as usize;
         assert_eq!(
             bytes[at], 0x00,
             "{target}: wasm offset points at `unreachable`"

@@ -375,16 +375,26 @@ fn a_shortened_trap_table_is_refused() {
             .unwrap();
     let records = info.traps.len();
     assert!(records >= 3, "{records} trap records");
-    // An archived vector is a 4-byte relative pointer, then its 4-byte length.
-    let field = (&info.traps as *const _ as usize) - aligned_bytes.as_ptr() as usize;
-    let len_at = range.start + field + 4;
-    assert_eq!(
-        u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().unwrap()) as usize,
-        records
-    );
+    // An archived vector is a 4-byte relative pointer, then its 4-byte length: the length of
+    // each column of the table.
+    let base = aligned_bytes.as_ptr() as usize;
+    let len_fields = [
+        &info.traps.low_offsets as *const _ as usize,
+        &info.traps.codes as *const _ as usize,
+        &info.traps.wasm_offsets as *const _ as usize,
+    ]
+    .map(|field| range.start + field - base + 4);
+    for len_at in len_fields {
+        assert_eq!(
+            u32::from_le_bytes(bytes[len_at..len_at + 4].try_into().unwrap()) as usize,
+            records
+        );
+    }
     for shorter in [0, 1, records - 1] {
         let mut forged = bytes.clone();
-        forged[len_at..len_at + 4].copy_from_slice(&(shorter as u32).to_le_bytes());
+        for len_at in len_fields {
+            forged[len_at..len_at + 4].copy_from_slice(&(shorter as u32).to_le_bytes());
+        }
         let sum = kiln_artifact::header::checksum(&forged);
         forged[456..472].copy_from_slice(&sum.to_le_bytes());
         // SAFETY: the machine code is what Kiln compiled for this module; only the metadata's

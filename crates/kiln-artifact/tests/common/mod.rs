@@ -564,7 +564,7 @@ pub fn build(plan: Plan) -> Generated {
             wasm_offset: t.wasm_offset ^ 1,
         })
         .collect();
-    info.traps = traps;
+    info.traps = TrapTable::from_records(&traps);
 
     if !info.functions.is_empty() {
         let n = info.functions.len() as u32;

@@ -110,7 +110,7 @@ impl StoreOpaque {
         let offset = (pc - module.code_base() as usize) as u32;
         let record = info.lookup_trap(offset);
         let code = match record {
-            Some(r) => r.code.native(),
+            Some(r) => r.code,
             None => {
                 // Every instruction of generated code that may fault has a trap record
                 // (memory accesses, explicit checks, the stack check in each prologue). A
@@ -140,9 +140,7 @@ impl StoreOpaque {
         let func_name = func_index
             .and_then(|f| info.func_name(FuncIndex(f)))
             .map(str::to_owned);
-        let wasm_offset = record
-            .map(|r| r.wasm_offset.to_native())
-            .filter(|&o| o != u32::MAX);
+        let wasm_offset = record.map(|r| r.wasm_offset).filter(|&o| o != u32::MAX);
         Trap {
             code,
             func_index,
