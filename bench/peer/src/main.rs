@@ -1,7 +1,7 @@
 //! Kiln against Wasmtime on the same modules, side by side in one process: compile time,
 //! artifact size, loading the artifact from a file (Kiln unchecked and checked, Wasmtime's
-//! `deserialize_file`), instantiation, load + instantiate. Medians over many runs, and the
-//! ratio Kiln / Wasmtime. Then execution times (see `execution`): the kernels a module
+//! `deserialize_file`), instantiation, load + instantiate. Medians over many runs, the engines
+//! taking turns run by run, and the ratio Kiln / Wasmtime. Then execution times (see `execution`): the kernels a module
 //! exports, and `_start` of WASI commands under each engine's WASI.
 //!
 //! `cargo run --release --manifest-path bench/peer/Cargo.toml --target-dir target -- a.wasm
@@ -20,15 +20,28 @@ const RUNS: usize = 201;
 const COMPILE_RUNS: usize = 3;
 
 fn median(f: &mut dyn FnMut(), runs: usize) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
+    interleaved(&mut [f], runs)[0]
+}
+
+/// The median time of each of `steps`, run in turn (one run of each, then the next round),
+/// so that a phase in which the machine is slower or faster hits every step alike and the
+/// ratios between them hold even when the absolute times drift.
+fn interleaved(steps: &mut [&mut dyn FnMut()], runs: usize) -> Vec<Duration> {
+    let mut times = vec![Vec::with_capacity(runs); steps.len()];
+    for _ in 0..runs {
+        for (step, times) in steps.iter_mut().zip(&mut times) {
             let start = Instant::now();
-            f();
-            start.elapsed()
+            step();
+            times.push(start.elapsed());
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[t.len() / 2]
         })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
+        .collect()
 }
 
 #[derive(Default)]
@@ -41,40 +54,92 @@ struct Row {
     load_and_instantiate: Duration,
 }
 
-fn kiln_row(wasm: &[u8], dir: &Path) -> Row {
-    let engine = kiln::Engine::default();
-    let mut artifact = Vec::new();
-    let compile = median(
-        &mut || artifact = engine.precompile_module(wasm).expect("kiln compiles"),
+/// Kiln's row and Wasmtime's for `wasm`: each compiles it (and writes its artifact into
+/// `dir`), then every step runs for both engines in turn.
+fn start_up_rows(wasm: &[u8], dir: &Path) -> (Row, Row) {
+    let k_engine = kiln::Engine::default();
+    let mut k_artifact = Vec::new();
+    let k_compile = median(
+        &mut || k_artifact = k_engine.precompile_module(wasm).expect("kiln compiles"),
         COMPILE_RUNS,
     );
-    let path = dir.join("module.kiln");
-    std::fs::write(&path, &artifact).unwrap();
-    // SAFETY: the artifact was written by this engine just now and is not
-    // changed while it is loaded.
-    let load_unchecked = || unsafe { kiln::Module::deserialize_file_unchecked(&engine, &path) };
-    let load = median(&mut || drop(load_unchecked().unwrap()), RUNS);
+    let k_path = dir.join("module.kiln");
+    std::fs::write(&k_path, &k_artifact).unwrap();
+    let w_engine = wasmtime::Engine::default();
+    let mut w_artifact = Vec::new();
+    let w_compile = median(
+        &mut || w_artifact = w_engine.precompile_module(wasm).expect("wasmtime compiles"),
+        COMPILE_RUNS,
+    );
+    let w_path = dir.join("module.cwasm");
+    std::fs::write(&w_path, &w_artifact).unwrap();
+
+    // SAFETY: the artifacts were written by these engines just now and are not changed
+    // while they are loaded.
+    let k_load = || unsafe { kiln::Module::deserialize_file_unchecked(&k_engine, &k_path) };
     // SAFETY: as above, the same file.
-    let load_checked = || unsafe { kiln::Module::deserialize_file(&engine, &path) };
-    let load_checked = median(&mut || drop(load_checked().unwrap()), RUNS);
-    let module = load_unchecked().unwrap();
-    let linker = kiln_linker(&engine, &module);
-    let instantiate_once = |module: &kiln::Module| {
-        let mut store = kiln::Store::new(&engine, ());
-        linker
+    let k_load_checked = || unsafe { kiln::Module::deserialize_file(&k_engine, &k_path) };
+    // SAFETY: as above.
+    let w_load = || unsafe { wasmtime::Module::deserialize_file(&w_engine, &w_path) };
+    let loads = interleaved(
+        &mut [
+            &mut || drop(k_load().unwrap()),
+            &mut || drop(k_load_checked().unwrap()),
+            &mut || drop(w_load().unwrap()),
+        ],
+        RUNS,
+    );
+
+    let k_module = k_load().unwrap();
+    let k_linker = kiln_linker(&k_engine, &k_module);
+    let k_instantiate = |module: &kiln::Module| {
+        let mut store = kiln::Store::new(&k_engine, ());
+        k_linker
             .instantiate(&mut store, module)
             .expect("kiln instantiates");
     };
-    let instantiate = median(&mut || instantiate_once(&module), RUNS);
-    let load_and_instantiate = median(&mut || instantiate_once(&load_unchecked().unwrap()), RUNS);
-    Row {
-        compile,
-        artifact_bytes: artifact.len() as u64,
-        load,
-        load_checked: Some(load_checked),
-        instantiate,
-        load_and_instantiate,
+    let w_module = w_load().unwrap();
+    let mut w_linker = wasmtime::Linker::new(&w_engine);
+    w_linker.define_unknown_imports_as_traps(&w_module).unwrap();
+    let w_instantiate = |module: &wasmtime::Module| {
+        let mut store = wasmtime::Store::new(&w_engine, ());
+        w_linker
+            .instantiate(&mut store, module)
+            .expect("wasmtime instantiates");
+    };
+    if std::env::var("KILN_PEER_PROFILE").as_deref() == Ok("instantiate-interleaved") {
+        for _ in 0..50_000 {
+            k_instantiate(&k_module);
+            w_instantiate(&w_module);
+        }
+        std::process::exit(0);
     }
+    let starts = interleaved(
+        &mut [
+            &mut || k_instantiate(&k_module),
+            &mut || w_instantiate(&w_module),
+            &mut || k_instantiate(&k_load().unwrap()),
+            &mut || w_instantiate(&w_load().unwrap()),
+        ],
+        RUNS,
+    );
+    let kiln = Row {
+        compile: k_compile,
+        artifact_bytes: k_artifact.len() as u64,
+        load: loads[0],
+        load_checked: Some(loads[1]),
+        instantiate: starts[0],
+        load_and_instantiate: starts[2],
+    };
+    let wasmtime = Row {
+        compile: w_compile,
+        artifact_bytes: w_artifact.len() as u64,
+        load: loads[2],
+        load_checked: None,
+        instantiate: starts[1],
+        load_and_instantiate: starts[3],
+    };
+    (kiln, wasmtime)
 }
 
 /// A linker that defines every function import of `module` as a function that fails.
@@ -95,39 +160,6 @@ fn kiln_linker(engine: &kiln::Engine, module: &kiln::Module) -> kiln::Linker<()>
     linker
 }
 
-fn wasmtime_row(wasm: &[u8], dir: &Path) -> Row {
-    let engine = wasmtime::Engine::default();
-    let mut artifact = Vec::new();
-    let compile = median(
-        &mut || artifact = engine.precompile_module(wasm).expect("wasmtime compiles"),
-        COMPILE_RUNS,
-    );
-    let path = dir.join("module.cwasm");
-    std::fs::write(&path, &artifact).unwrap();
-    // SAFETY: the artifact was written by this engine just now and is not changed.
-    let load_file = || unsafe { wasmtime::Module::deserialize_file(&engine, &path) };
-    let load = median(&mut || drop(load_file().unwrap()), RUNS);
-    let module = load_file().unwrap();
-    let mut linker = wasmtime::Linker::new(&engine);
-    linker.define_unknown_imports_as_traps(&module).unwrap();
-    let instantiate_once = |module: &wasmtime::Module| {
-        let mut store = wasmtime::Store::new(&engine, ());
-        linker
-            .instantiate(&mut store, module)
-            .expect("wasmtime instantiates");
-    };
-    let instantiate = median(&mut || instantiate_once(&module), RUNS);
-    let load_and_instantiate = median(&mut || instantiate_once(&load_file().unwrap()), RUNS);
-    Row {
-        compile,
-        artifact_bytes: artifact.len() as u64,
-        load,
-        load_checked: None,
-        instantiate,
-        load_and_instantiate,
-    }
-}
-
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
@@ -144,7 +176,9 @@ fn main() {
     }
     // `KILN_PEER_PROFILE=instantiate` loops Kiln's instantiation of the first module only,
     // `KILN_PEER_PROFILE=load-instantiate` its unchecked load and instantiation,
-    // `KILN_PEER_PROFILE=checked-load` its checked load, for `perf record`.
+    // `KILN_PEER_PROFILE=checked-load` its checked load, for `perf record`;
+    // `KILN_PEER_PROFILE=instantiate-interleaved` (in `start_up_rows`) alternates the two
+    // engines' instantiations of the first module after compiling it.
     let profile = std::env::var("KILN_PEER_PROFILE").unwrap_or_default();
     if ["instantiate", "load-instantiate", "checked-load"].contains(&profile.as_str()) {
         let engine = kiln::Engine::default();
@@ -177,8 +211,7 @@ fn main() {
     for path in &paths {
         let wasm = std::fs::read(path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy();
-        let k = kiln_row(&wasm, &dir);
-        let w = wasmtime_row(&wasm, &dir);
+        let (k, w) = start_up_rows(&wasm, &dir);
         let rows: [(&str, String, String, String); 6] = [
             (
                 "compile",

@@ -260,8 +260,11 @@ impl LoadedModule {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
+        // A checked load reads every byte (on several threads for large files): populating
+        // the mapping in one call beats a page fault per piece of it on each thread.
+        let populate = verification != Verification::Unchecked;
         // SAFETY: the caller promises the file is not modified or truncated while mapped.
-        let map = unsafe { crate::sys::map_file_private(&file) }.map_err(io)?;
+        let map = unsafe { crate::sys::map_file_private(&file, populate) }.map_err(io)?;
         let (header, metadata, data) = check(&map, expected, verification)?;
         let code_range = header
             .code

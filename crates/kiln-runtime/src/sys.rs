@@ -249,9 +249,13 @@ pub fn map_file_executable(
 /// The file must not be modified or truncated while the mapping lives: on Linux, pages of a
 /// private mapping that this process never wrote still show later writes to the file, and
 /// a truncated file's pages fault with `SIGBUS`.
-pub unsafe fn map_file_private(file: &std::fs::File) -> io::Result<memmap2::Mmap> {
+pub unsafe fn map_file_private(file: &std::fs::File, populate: bool) -> io::Result<memmap2::Mmap> {
+    let mut options = memmap2::MmapOptions::new();
+    if populate {
+        options.populate();
+    }
     // SAFETY: forwarded from this function's contract.
-    unsafe { memmap2::MmapOptions::new().map_copy_read_only(file) }
+    unsafe { options.map_copy_read_only(file) }
 }
 
 /// Reads all of `file` into a fresh anonymous read-only mapping (page-aligned), so that
