@@ -250,6 +250,21 @@ pub fn wasi_command(wasm: &[u8], args: &[&str]) -> Execution {
         (began.elapsed(), status)
     };
 
+    // `KILN_PEER_PROFILE=run-kiln` or `run-wasmtime` runs only that engine's `_start`, 30
+    // times, for `perf record`, and prints the median time.
+    match std::env::var("KILN_PEER_PROFILE").as_deref() {
+        Ok("run-kiln") => {
+            let times = (0..30).map(|_| kiln_run().0).collect();
+            eprintln!("kiln alone: median {:?}", middle(times));
+            std::process::exit(0);
+        }
+        Ok("run-wasmtime") => {
+            let times = (0..30).map(|_| wt_run().0).collect();
+            eprintln!("wasmtime alone: median {:?}", middle(times));
+            std::process::exit(0);
+        }
+        _ => {}
+    }
     let (_, kiln_status) = kiln_run();
     let (_, wt_status) = wt_run();
     let success = |s: Option<i32>| s.unwrap_or(0);

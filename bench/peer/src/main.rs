@@ -117,17 +117,15 @@ fn start_up_rows(wasm: &[u8], dir: &Path) -> (Row, Row) {
     // Instantiating one loaded module again and again, and loading anew each time, are
     // two scenarios: mixed, Kiln's memory pool would hold the other module's image.
     let instantiations = interleaved(
-        &mut [
-            &mut || k_instantiate(&k_module),
-            &mut || w_instantiate(&w_module),
-        ],
+        &mut [&mut || k_instantiate(&k_module), &mut || {
+            w_instantiate(&w_module)
+        }],
         RUNS,
     );
     let starts = interleaved(
-        &mut [
-            &mut || k_instantiate(&k_load().unwrap()),
-            &mut || w_instantiate(&w_load().unwrap()),
-        ],
+        &mut [&mut || k_instantiate(&k_load().unwrap()), &mut || {
+            w_instantiate(&w_load().unwrap())
+        }],
         RUNS,
     );
     let kiln = Row {

@@ -72,14 +72,16 @@ fn access(op: &Operator<'_>) -> Option<(Access, MemArg)> {
     })
 }
 
-/// Flags of a linear-memory access: little-endian, traps as out of bounds.
-pub(super) fn heap_flags() -> MemFlagsData {
-    MemFlagsData::new()
-        .with_endianness(Endianness::Little)
-        .with_trap_code(Some(clif_trap(TrapCode::MemoryOutOfBounds)))
-}
-
 impl FuncTranslator<'_, '_> {
+    /// Flags of a linear-memory access: little-endian, traps as out of bounds, in the
+    /// function's linear-memory alias region.
+    pub(super) fn heap_flags(&self) -> MemFlagsData {
+        MemFlagsData::new()
+            .with_endianness(Endianness::Little)
+            .with_trap_code(Some(clif_trap(TrapCode::MemoryOutOfBounds)))
+            .with_alias_region(Some(self.heap_region))
+    }
+
     /// Translates a load, store, `memory.size` or `memory.grow`.
     pub(super) fn memory_op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
         match *op {
@@ -99,7 +101,7 @@ impl FuncTranslator<'_, '_> {
     }
 
     fn access(&mut self, access: Access, memarg: &MemArg) {
-        let flags = heap_flags();
+        let flags = self.heap_flags();
         match access {
             Access::Load { ty, size, signed } => {
                 let index = self.pop();

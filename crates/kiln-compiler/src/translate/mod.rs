@@ -91,13 +91,23 @@ pub(crate) struct FuncTranslator<'m, 'f> {
     signatures: HashMap<TypeIndex, ir::SigRef>,
     /// Directly callable functions imported into the function, per defined index.
     direct_callees: HashMap<DefinedFuncIndex, ir::FuncRef>,
+    /// The alias region of every linear-memory access. Linear memories never overlap the
+    /// instance context, tables or globals, so a store to a memory does not make Cranelift
+    /// reload (or keep from merging) a global, a table slot or a memory's length; calls
+    /// still clobber everything, as a host function may write any of them.
+    heap_region: ir::AliasRegion,
 }
 
 impl<'m, 'f> FuncTranslator<'m, 'f> {
     fn new(module: &'m ModuleContext<'m>, builder: FunctionBuilder<'f>) -> Self {
+        let heap_region = builder.func.dfg.alias_regions.insert(ir::AliasRegionData {
+            user_id: 0,
+            description: "linear memory".into(),
+        });
         Self {
             module,
             builder,
+            heap_region,
             vmctx: Value::reserved_value(),
             locals: Vec::new(),
             stack: Vec::new(),

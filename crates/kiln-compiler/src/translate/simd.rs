@@ -18,7 +18,6 @@ use cranelift_frontend::FunctionBuilder;
 use wasmparser::{MemArg, Operator};
 
 use super::FuncTranslator;
-use super::memory::heap_flags;
 use crate::CompileError;
 
 use types::{F32X4, F64X2, I8, I8X16, I16, I16X8, I32, I32X4, I64X2};
@@ -46,25 +45,32 @@ impl FuncTranslator<'_, '_> {
                 let v = self.pop();
                 let index = self.pop();
                 let (addr, offset) = self.heap_address(&memarg, index, 16);
-                self.builder.ins().store(heap_flags(), v, addr, offset);
+                let flags = self.heap_flags();
+                self.builder.ins().store(flags, v, addr, offset);
             }
             Operator::V128Load8x8S { memarg } => {
-                self.extend_load(&memarg, |b, a, o| b.ins().sload8x8(heap_flags(), a, o))
+                let flags = self.heap_flags();
+                self.extend_load(&memarg, |b, a, o| b.ins().sload8x8(flags, a, o))
             }
             Operator::V128Load8x8U { memarg } => {
-                self.extend_load(&memarg, |b, a, o| b.ins().uload8x8(heap_flags(), a, o))
+                let flags = self.heap_flags();
+                self.extend_load(&memarg, |b, a, o| b.ins().uload8x8(flags, a, o))
             }
             Operator::V128Load16x4S { memarg } => {
-                self.extend_load(&memarg, |b, a, o| b.ins().sload16x4(heap_flags(), a, o))
+                let flags = self.heap_flags();
+                self.extend_load(&memarg, |b, a, o| b.ins().sload16x4(flags, a, o))
             }
             Operator::V128Load16x4U { memarg } => {
-                self.extend_load(&memarg, |b, a, o| b.ins().uload16x4(heap_flags(), a, o))
+                let flags = self.heap_flags();
+                self.extend_load(&memarg, |b, a, o| b.ins().uload16x4(flags, a, o))
             }
             Operator::V128Load32x2S { memarg } => {
-                self.extend_load(&memarg, |b, a, o| b.ins().sload32x2(heap_flags(), a, o))
+                let flags = self.heap_flags();
+                self.extend_load(&memarg, |b, a, o| b.ins().sload32x2(flags, a, o))
             }
             Operator::V128Load32x2U { memarg } => {
-                self.extend_load(&memarg, |b, a, o| b.ins().uload32x2(heap_flags(), a, o))
+                let flags = self.heap_flags();
+                self.extend_load(&memarg, |b, a, o| b.ins().uload32x2(flags, a, o))
             }
             Operator::V128Load8Splat { memarg } => self.load_splat(&memarg, I8X16),
             Operator::V128Load16Splat { memarg } => self.load_splat(&memarg, I16X8),
@@ -565,7 +571,8 @@ impl FuncTranslator<'_, '_> {
     fn v128_load(&mut self, memarg: &MemArg) {
         let index = self.pop();
         let (addr, offset) = self.heap_address(memarg, index, 16);
-        let v = self.builder.ins().load(I8X16, heap_flags(), addr, offset);
+        let flags = self.heap_flags();
+        let v = self.builder.ins().load(I8X16, flags, addr, offset);
         self.push(v);
     }
 
@@ -599,7 +606,8 @@ impl FuncTranslator<'_, '_> {
     fn load_scalar(&mut self, memarg: &MemArg, ty: ir::Type) -> Value {
         let index = self.pop();
         let (addr, offset) = self.heap_address(memarg, index, ty.bytes() as u8);
-        self.builder.ins().load(ty, heap_flags(), addr, offset)
+        let flags = self.heap_flags();
+        self.builder.ins().load(ty, flags, addr, offset)
     }
 
     fn load_lane(&mut self, memarg: &MemArg, ty: ir::Type, lane: u8) {
@@ -615,7 +623,8 @@ impl FuncTranslator<'_, '_> {
         let x = self.builder.ins().extractlane(v, lane);
         let size = ty.lane_type().bytes() as u8;
         let (addr, offset) = self.heap_address(memarg, index, size);
-        self.builder.ins().store(heap_flags(), x, addr, offset);
+        let flags = self.heap_flags();
+        self.builder.ins().store(flags, x, addr, offset);
     }
 }
 
