@@ -65,23 +65,7 @@ fn kiln_engine() -> kiln::Engine {
 fn wasmtime_engine() -> wasmtime::Engine {
     let mut config = wasmtime::Config::new();
     if at_baseline() {
-        for flag in [
-            "has_avx",
-            "has_avx2",
-            "has_fma",
-            "has_bmi1",
-            "has_bmi2",
-            "has_lzcnt",
-            "has_avx512f",
-            "has_avx512vl",
-            "has_avx512dq",
-            "has_avx512bitalg",
-            "has_avx512vbmi",
-        ] {
-            // SAFETY: turning CPU features off only narrows the instructions Cranelift
-            // may use; the host supports every instruction of the remaining set.
-            unsafe { config.cranelift_flag_set(flag, "false") };
-        }
+        crate::baseline::restrict_to_kiln_baseline(&mut config);
     }
     wasmtime::Engine::new(&config).expect("wasmtime's engine")
 }

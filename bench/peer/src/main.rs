@@ -10,6 +10,7 @@
 //! Kiln), so WASI programs instantiate without a WASI implementation. Both engines use
 //! their default configuration.
 
+mod baseline;
 mod execution;
 
 use std::path::{Path, PathBuf};

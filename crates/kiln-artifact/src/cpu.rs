@@ -167,28 +167,16 @@ struct KnownFeature {
     detect: fn() -> bool,
 }
 
-macro_rules! x86_features {
-    ($($name:literal => $std:tt),* $(,)?) => {
+/// A table of features of one architecture: each name with the `std` detection macro's
+/// check for it on that architecture (and `false` elsewhere).
+macro_rules! feature_table {
+    ($arch:tt, $detect:ident: $($name:literal => $std:tt),* $(,)?) => {
         &[$(KnownFeature {
             name: $name,
             detect: || {
-                #[cfg(target_arch = "x86_64")]
-                { std::arch::is_x86_feature_detected!($std) }
-                #[cfg(not(target_arch = "x86_64"))]
-                { false }
-            },
-        }),*]
-    };
-}
-
-macro_rules! aarch64_features {
-    ($($name:literal => $std:tt),* $(,)?) => {
-        &[$(KnownFeature {
-            name: $name,
-            detect: || {
-                #[cfg(target_arch = "aarch64")]
-                { std::arch::is_aarch64_feature_detected!($std) }
-                #[cfg(not(target_arch = "aarch64"))]
+                #[cfg(target_arch = $arch)]
+                { std::arch::$detect!($std) }
+                #[cfg(not(target_arch = $arch))]
                 { false }
             },
         }),*]
@@ -196,7 +184,8 @@ macro_rules! aarch64_features {
 }
 
 /// Cranelift's x86_64 ISA flags, by the name `std` detects them under.
-const X86_64_FEATURES: &[KnownFeature] = x86_features! {
+const X86_64_FEATURES: &[KnownFeature] = feature_table! {
+    "x86_64", is_x86_feature_detected:
     "avx" => "avx",
     "avx2" => "avx2",
     "avx512bitalg" => "avx512bitalg",
@@ -219,7 +208,8 @@ const X86_64_FEATURES: &[KnownFeature] = x86_features! {
 };
 
 /// Cranelift's aarch64 ISA flags that name CPU features.
-const AARCH64_FEATURES: &[KnownFeature] = aarch64_features! {
+const AARCH64_FEATURES: &[KnownFeature] = feature_table! {
+    "aarch64", is_aarch64_feature_detected:
     "dotprod" => "dotprod",
     "fp16" => "fp16",
     "i8mm" => "i8mm",

@@ -11,6 +11,9 @@
 //! With `--sizes` for the function, it prints instead the functions whose code size differs
 //! most between the engines (Wasmtime's sizes from `nm -S` of its ELF file).
 
+#[path = "../baseline.rs"]
+mod baseline;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, wasm, name, rest @ ..] = args.as_slice() else {
@@ -44,22 +47,7 @@ fn main() {
 
     let mut config = wasmtime::Config::new();
     if !native {
-        for flag in [
-            "has_avx",
-            "has_avx2",
-            "has_fma",
-            "has_bmi1",
-            "has_bmi2",
-            "has_lzcnt",
-            "has_avx512f",
-            "has_avx512vl",
-            "has_avx512dq",
-            "has_avx512bitalg",
-            "has_avx512vbmi",
-        ] {
-            // SAFETY: turning CPU features off only narrows the instructions Cranelift uses.
-            unsafe { config.cranelift_flag_set(flag, "false") };
-        }
+        baseline::restrict_to_kiln_baseline(&mut config);
     }
     let engine = wasmtime::Engine::new(&config).unwrap();
     let elf = engine.precompile_module(&wasm).unwrap();
