@@ -157,11 +157,19 @@ impl TrapTable {
         let mut out = Vec::with_capacity(self.low_offsets.len());
         for (page, run) in self.pages.windows(2).enumerate() {
             for i in run[0] as usize..run[1] as usize {
-                // A table made by `from_records` holds valid codes; skip what is not one.
-                if let Some(code) = TrapCode::from_u8(self.codes[i]) {
+                // A table made by `from_records` is consistent; skip what is not (the fields
+                // are public).
+                let (Some(&low), Some(&code), Some(&wasm_offset)) = (
+                    self.low_offsets.get(i),
+                    self.codes.get(i),
+                    self.wasm_offsets.get(i),
+                ) else {
+                    continue;
+                };
+                if let Some(code) = TrapCode::from_u8(code) {
                     out.push(TrapRecord {
-                        code_offset: ((page as u32) << PAGE_BITS) | u32::from(self.low_offsets[i]),
-                        wasm_offset: self.wasm_offsets[i],
+                        code_offset: ((page as u32) << PAGE_BITS) | u32::from(low),
+                        wasm_offset,
                         code,
                     });
                 }
@@ -268,15 +276,19 @@ impl ArchivedTrapTable {
             ));
         }
         let page_count = pages.len() - 1;
-        if (page_count as u64) << PAGE_BITS > code_len.next_multiple_of(1 << PAGE_BITS) {
+        // Code offsets are 32-bit: a page number above 16 bits would wrap.
+        if page_count > 1 << (32 - PAGE_BITS)
+            || (page_count as u64) << PAGE_BITS > code_len.next_multiple_of(1 << PAGE_BITS)
+        {
             return Err(format!(
                 "trap table has {page_count} pages for {code_len} bytes of code"
             ));
         }
+        // Before any run is sliced: pages that never decrease stay within 0..=len.
+        if let Some(page) = pages.windows(2).position(|run| run[0] > run[1]) {
+            return Err(format!("trap table page {page} starts after the next one"));
+        }
         for (page, run) in pages.windows(2).enumerate() {
-            if run[0] > run[1] {
-                return Err(format!("trap table page {page} starts after the next one"));
-            }
             let lows = &self.low_offsets[run[0]..run[1]];
             let unordered = lows
                 .windows(2)
@@ -373,13 +385,19 @@ mod tests {
         let mut t = good.clone();
         t.codes[2] = TrapCode::ALL.len() as u8;
         bad.push(t);
+        // A middle page past the records (must be refused, not sliced).
+        let mut t = good.clone();
+        t.pages = vec![0, 8, 3];
+        bad.push(t);
+        // More pages than 32-bit code offsets have.
+        let mut t = good.clone();
+        t.pages = vec![0; (1 << 16) + 2];
+        t.pages.push(3);
+        bad.push(t);
         for (i, table) in bad.iter().enumerate() {
             let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(table).unwrap();
             let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
-            assert!(
-                archived.check(1 << 20).is_err(),
-                "case {i} passed: {table:?}"
-            );
+            assert!(archived.check(1 << 40).is_err(), "case {i} passed");
         }
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&good).unwrap();
         let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
