@@ -234,16 +234,17 @@ pub fn wasi_command(wasm: &[u8], args: &[&str]) -> Execution {
         (began.elapsed(), status)
     };
 
-    // `KILN_PEER_PROFILE=run-kiln` or `run-wasmtime` runs only that engine's `_start`, 30
-    // times, for `perf record`, and prints the median time.
+    // `KILN_PEER_PROFILE=run-kiln` or `run-wasmtime` runs only that engine's `_start` (30
+    // times, or `KILN_PEER_PROFILE_RUNS`), for `perf record` or callgrind, and prints the
+    // median time.
     match std::env::var("KILN_PEER_PROFILE").as_deref() {
         Ok("run-kiln") => {
-            let times = (0..30).map(|_| kiln_run().0).collect();
+            let times = (0..profile_runs()).map(|_| kiln_run().0).collect();
             eprintln!("kiln alone: median {:?}", middle(times));
             std::process::exit(0);
         }
         Ok("run-wasmtime") => {
-            let times = (0..30).map(|_| wt_run().0).collect();
+            let times = (0..profile_runs()).map(|_| wt_run().0).collect();
             eprintln!("wasmtime alone: median {:?}", middle(times));
             std::process::exit(0);
         }
@@ -273,4 +274,12 @@ pub fn wasi_command(wasm: &[u8], args: &[&str]) -> Execution {
         kiln: middle(kiln_times),
         wasmtime: middle(wt_times),
     }
+}
+
+/// How many runs a `run-kiln` or `run-wasmtime` profile makes.
+fn profile_runs() -> usize {
+    std::env::var("KILN_PEER_PROFILE_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30)
 }

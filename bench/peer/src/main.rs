@@ -217,6 +217,10 @@ fn main() {
     for path in &paths {
         let wasm = std::fs::read(path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy();
+        if profile.starts_with("run-") {
+            // Straight to execution (`execution::wasi_command` runs the profile).
+            break;
+        }
         let (k, w) = start_up_rows(&wasm, &dir);
         let rows: [(&str, String, String, String); 6] = [
             (

@@ -49,4 +49,4 @@ pub use settings::{
 pub use source::{ArchivedSourceHashes, SourceHashes};
 pub use trap::{ArchivedTrapCode, ArchivedTrapTable, TrapCode, TrapRecord, TrapTable};
 pub use types::*;
-pub use vmoffsets::{Builtin, VMCounts, VMOffsets};
+pub use vmoffsets::{Builtin, VMCounts, VMHeaderOffsets, VMOffsets};

@@ -179,7 +179,19 @@ pub struct VMOffsets {
     size: u32,
 }
 
-impl VMOffsets {
+/// The fields at the start of every instance context. Their offsets depend only on the
+/// pointer size, so the runtime, which reads them on every call from generated code into a
+/// builtin or a host function, gets them as constants instead of computing a whole layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VMHeaderOffsets {
+    pointer_size: u8,
+}
+
+impl VMHeaderOffsets {
+    /// The header of contexts for `pointer_size`-byte pointers.
+    pub const fn new(pointer_size: u8) -> Self {
+        Self { pointer_size }
+    }
     /// Offset of `*mut VMStoreContext`.
     pub const fn store_context(&self) -> u32 {
         0
@@ -195,6 +207,29 @@ impl VMOffsets {
     /// Offset of the `u32` magic.
     pub const fn magic(&self) -> u32 {
         3 * self.pointer_size as u32
+    }
+}
+
+impl VMOffsets {
+    /// The header's offsets (the same for every module).
+    pub const fn header(&self) -> VMHeaderOffsets {
+        VMHeaderOffsets::new(self.pointer_size)
+    }
+    /// Offset of `*mut VMStoreContext`.
+    pub const fn store_context(&self) -> u32 {
+        self.header().store_context()
+    }
+    /// Offset of `*const VMBuiltinFunctions`.
+    pub const fn builtins(&self) -> u32 {
+        self.header().builtins()
+    }
+    /// Offset of the runtime's `*mut Instance`.
+    pub const fn instance(&self) -> u32 {
+        self.header().instance()
+    }
+    /// Offset of the `u32` magic.
+    pub const fn magic(&self) -> u32 {
+        self.header().magic()
     }
 
     /// Computes the layout. Saturates instead of overflowing: validation rejects counts

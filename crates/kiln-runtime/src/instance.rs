@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use kiln_artifact::vmoffsets::VMCTX_MAGIC;
-use kiln_artifact::{ArchivedModuleInfo, DefinedFuncIndex, FuncIndex, VMOffsets};
+use kiln_artifact::{ArchivedModuleInfo, DefinedFuncIndex, FuncIndex, VMHeaderOffsets, VMOffsets};
 
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
@@ -106,8 +106,9 @@ impl Instance {
     /// # Safety
     /// `vmctx` must be the vmctx of a live instance.
     pub unsafe fn from_vmctx<'a>(vmctx: *mut u8) -> &'a Instance {
-        // The header fields depend only on the pointer size, not on the module.
-        let header = VMOffsets::new(size_of::<usize>() as u8, Default::default());
+        // Called on every builtin and host call: the header's offsets are constants.
+        const HEADER: VMHeaderOffsets = VMHeaderOffsets::new(size_of::<usize>() as u8);
+        let header = HEADER;
         // SAFETY: the caller guarantees `vmctx` is a live instance context, whose field at
         // `instance()` holds the pointer to its boxed `Instance`, and whose magic sits at
         // `magic()`.
