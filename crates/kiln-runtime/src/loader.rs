@@ -133,6 +133,7 @@ fn check(
     let header = Header::parse(file)?;
     header.check_compat(expected)?;
     check_host_cpu(&header)?;
+    check_code_placement(&header)?;
     let metadata = header
         .metadata
         .bounds(file.len())
@@ -172,6 +173,27 @@ fn copy_to_anonymous(bytes: &[u8]) -> Result<memmap2::Mmap, LoadError> {
 /// The architecture part of a target triple.
 fn triple_arch(triple: &str) -> &str {
     triple.split('-').next().unwrap_or("")
+}
+
+/// Refuses a text section that is not where a Kiln compiler puts it for the artifact's
+/// target: at the first multiple of the target's largest page size after the metadata (4 KiB
+/// on x86_64, 64 KiB on aarch64; `kiln-compiler/src/isa.rs`). The header alone accepts any
+/// power-of-two alignment, so an edited code offset could otherwise make metadata bytes the
+/// code, copied into an executable mapping because they cannot be mapped from the file.
+fn check_code_placement(header: &Header) -> Result<(), ArtifactError> {
+    let alignment = match triple_arch(&header.compat.target) {
+        "x86_64" => 4096,
+        "aarch64" => 65536,
+        _ => return Ok(()), // not a target Kiln compiles for: refused by the engine
+    };
+    let expected = (header.metadata.offset + header.metadata.len).next_multiple_of(alignment);
+    if header.code.offset != expected {
+        return Err(ArtifactError::MalformedHeader(format!(
+            "code section at {}, not at {expected} where the {} text section goes",
+            header.code.offset, header.compat.target
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses an artifact whose code needs CPU features the host lacks.

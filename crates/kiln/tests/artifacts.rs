@@ -179,6 +179,35 @@ fn artifacts_needing_features_this_cpu_lacks_are_refused() {
     }
 }
 
+/// Found by the `artifact` fuzz target: a code offset moved to another power-of-two boundary
+/// inside the metadata passed the header's layout check, and the loader copied metadata bytes
+/// into the executable mapping (a checked load that then crashed when called).
+#[test]
+fn a_moved_code_section_is_refused() {
+    let bytes = Engine::default().precompile_module(WAT.as_bytes()).unwrap();
+    let header = kiln_artifact::header::Header::parse(&bytes).unwrap();
+    assert!(header.code.offset >= 4096, "{}", header.code.offset);
+    for moved in [header.code.offset / 2, header.code.offset - 16] {
+        let mut forged = header.clone();
+        forged.code.offset = moved;
+        let mut file = bytes.clone();
+        file[..kiln_artifact::HEADER_SIZE].copy_from_slice(&forged.encode().unwrap());
+        let sum = kiln_artifact::header::checksum(&file);
+        file[456..472].copy_from_slice(&sum.to_le_bytes());
+        // SAFETY: Kiln's own artifact with only the code offset edited, which the loads
+        // check before mapping or running anything.
+        let result = unsafe { Module::deserialize(&Engine::default(), &file) };
+        assert!(
+            matches!(
+                result,
+                Err(Error::Artifact(ArtifactError::MalformedHeader(_)))
+            ),
+            "code moved to {moved}: {:?}",
+            result.map(|_| ())
+        );
+    }
+}
+
 #[test]
 fn another_proposal_set_is_refused() {
     let mut config = Config::new();
