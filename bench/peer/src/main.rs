@@ -78,9 +78,10 @@ fn start_up_rows(wasm: &[u8], dir: &Path) -> (Row, Row) {
     // SAFETY: the artifacts were written by these engines just now and are not changed
     // while they are loaded.
     let k_load = || unsafe { kiln::Module::deserialize_file_unchecked(&k_engine, &k_path) };
-    // SAFETY: as above, the same file.
+    // SAFETY: the same file Kiln's engine just wrote, unchanged while loaded; the checked load
+    // verifies it as well.
     let k_load_checked = || unsafe { kiln::Module::deserialize_file(&k_engine, &k_path) };
-    // SAFETY: as above.
+    // SAFETY: the artifact Wasmtime's engine just wrote, unchanged while loaded.
     let w_load = || unsafe { wasmtime::Module::deserialize_file(&w_engine, &w_path) };
     let loads = interleaved(
         &mut [
@@ -197,7 +198,8 @@ fn main() {
             if profile == "instantiate" {
                 linker.instantiate(&mut store, &module).unwrap();
             } else if profile == "checked-load" {
-                // SAFETY: as below; the checked load also verifies the bytes.
+                // SAFETY: the artifact was written by this engine just now and is not
+                // changed while it is loaded; the checked load also verifies its bytes.
                 let loaded = unsafe { kiln::Module::deserialize_file(&engine, &path) };
                 std::hint::black_box(loaded.unwrap());
             } else {

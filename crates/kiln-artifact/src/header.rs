@@ -339,6 +339,18 @@ impl Header {
     }
 }
 
+/// Alignment of the text section of artifacts for `target` (a triple): the architecture's
+/// largest page size, so that the code can be mapped straight from the file. `None` for an
+/// architecture Kiln does not compile for. The compiler places the text section at the first
+/// such boundary after the metadata, and every load requires it there.
+pub fn code_alignment(target: &str) -> Option<u64> {
+    match target.split('-').next()? {
+        "x86_64" => Some(4096),
+        "aarch64" => Some(65536),
+        _ => None,
+    }
+}
+
 /// Pieces of the file that [`checksum`] hashes separately.
 const CHECKSUM_PIECE: usize = 256 << 10;
 /// Files at least this large have their pieces hashed on all cores. Below it one stream is

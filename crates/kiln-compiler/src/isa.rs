@@ -11,7 +11,7 @@ use std::str::FromStr;
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use kiln_artifact::{CompatInfo, OptLevel};
-use target_lexicon::{Architecture, Triple};
+use target_lexicon::Triple;
 
 use crate::{CompileConfig, CompileError};
 
@@ -35,10 +35,9 @@ impl Target {
     pub fn new(config: &CompileConfig) -> Result<Self, CompileError> {
         let name = config.target.clone().unwrap_or_else(crate::host_triple);
         let triple = Triple::from_str(&name).map_err(|_| CompileError::Target(name.clone()))?;
-        let code_alignment = match triple.architecture {
-            Architecture::X86_64 => 4096,
-            Architecture::Aarch64(_) => 65536,
-            _ => return Err(CompileError::Target(name)),
+        let Some(code_alignment) = kiln_artifact::header::code_alignment(&triple.to_string())
+        else {
+            return Err(CompileError::Target(name));
         };
         let mut builder = isa::lookup(triple.clone()).map_err(|_| CompileError::Target(name))?;
         let arch = triple.architecture.to_string();

@@ -176,15 +176,13 @@ fn triple_arch(triple: &str) -> &str {
 }
 
 /// Refuses a text section that is not where a Kiln compiler puts it for the artifact's
-/// target: at the first multiple of the target's largest page size after the metadata (4 KiB
-/// on x86_64, 64 KiB on aarch64; `kiln-compiler/src/isa.rs`). The header alone accepts any
-/// power-of-two alignment, so an edited code offset could otherwise make metadata bytes the
-/// code, copied into an executable mapping because they cannot be mapped from the file.
+/// target: at the first multiple of [`kiln_artifact::header::code_alignment`] after the
+/// metadata. The header alone accepts any power-of-two alignment, so an edited code offset
+/// could otherwise make metadata bytes the code, copied into an executable mapping because
+/// they cannot be mapped from the file.
 fn check_code_placement(header: &Header) -> Result<(), ArtifactError> {
-    let alignment = match triple_arch(&header.compat.target) {
-        "x86_64" => 4096,
-        "aarch64" => 65536,
-        _ => return Ok(()), // not a target Kiln compiles for: refused by the engine
+    let Some(alignment) = kiln_artifact::header::code_alignment(&header.compat.target) else {
+        return Ok(()); // not a target Kiln compiles for: refused by the engine
     };
     let expected = (header.metadata.offset + header.metadata.len).next_multiple_of(alignment);
     if header.code.offset != expected {

@@ -243,7 +243,8 @@ pub fn map_file_executable(
     map.make_exec()
 }
 
-/// Maps all of `file` read-only and private (copy-on-write).
+/// Maps all of `file` read-only and private (copy-on-write). With `populate`, every page is
+/// faulted in by the same call (for loads that read them all).
 ///
 /// # Safety
 /// The file must not be modified or truncated while the mapping lives: on Linux, pages of a

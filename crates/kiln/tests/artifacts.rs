@@ -30,6 +30,21 @@ fn exercise(engine: &Engine, module: &Module) {
     assert_eq!(byte.call(&mut store, 17).unwrap(), i32::from(b'i'));
 }
 
+/// Writes `header` into `file` and recomputes the checksum, as someone editing an artifact
+/// would, so that what a test changed reaches the loader's checks behind the checksum.
+fn with_header(file: &[u8], header: &kiln_artifact::header::Header) -> Vec<u8> {
+    let mut file = file.to_vec();
+    file[..kiln_artifact::HEADER_SIZE].copy_from_slice(&header.encode().unwrap());
+    fix_checksum(&mut file);
+    file
+}
+
+/// Recomputes the checksum of an edited artifact.
+fn fix_checksum(file: &mut [u8]) {
+    let sum = kiln_artifact::header::checksum(file);
+    file[456..472].copy_from_slice(&sum.to_le_bytes());
+}
+
 #[test]
 fn serialize_deserialize_round_trip() {
     let engine = Engine::default();
@@ -157,15 +172,13 @@ fn artifacts_needing_features_this_cpu_lacks_are_refused() {
     for extra in lacking.into_iter().chain(["quantum_fpu"]) {
         let mut forged = header.clone();
         forged.compat.cpu_features = format!("{},{extra}", header.compat.cpu_features);
-        let mut bytes = bytes.clone();
-        bytes[..kiln_artifact::HEADER_SIZE].copy_from_slice(&forged.encode().unwrap());
-        let sum = kiln_artifact::header::checksum(&bytes);
-        bytes[456..472].copy_from_slice(&sum.to_le_bytes());
+        let bytes = with_header(&bytes, &forged);
         for result in [
             // SAFETY: Kiln's own code for this module; only the header's CPU features differ,
             // which both loads check before running anything.
             unsafe { Module::deserialize(&Engine::default(), &bytes) },
-            // SAFETY: as above.
+            // SAFETY: Kiln's own code for this module; only the header's CPU features differ,
+            // which the unchecked load checks too before running anything.
             unsafe { Module::deserialize_unchecked(&Engine::default(), &bytes) },
         ] {
             match result {
@@ -190,10 +203,7 @@ fn a_moved_code_section_is_refused() {
     for moved in [header.code.offset / 2, header.code.offset - 16] {
         let mut forged = header.clone();
         forged.code.offset = moved;
-        let mut file = bytes.clone();
-        file[..kiln_artifact::HEADER_SIZE].copy_from_slice(&forged.encode().unwrap());
-        let sum = kiln_artifact::header::checksum(&file);
-        file[456..472].copy_from_slice(&sum.to_le_bytes());
+        let file = with_header(&bytes, &forged);
         // SAFETY: Kiln's own artifact with only the code offset edited, which the loads
         // check before mapping or running anything.
         let result = unsafe { Module::deserialize(&Engine::default(), &file) };
@@ -354,8 +364,7 @@ fn an_export_renamed_in_the_metadata_is_found_or_refused() {
             .expect("the name is in the metadata");
         let mut renamed = bytes.clone();
         renamed[at] = to;
-        let sum = kiln_artifact::header::checksum(&renamed);
-        renamed[456..472].copy_from_slice(&sum.to_le_bytes());
+        fix_checksum(&mut renamed);
         // SAFETY: an artifact Kiln wrote, with one metadata byte changed.
         unsafe { Module::deserialize(&engine, &renamed) }
     };
@@ -424,8 +433,7 @@ fn a_shortened_trap_table_is_refused() {
         for len_at in len_fields {
             forged[len_at..len_at + 4].copy_from_slice(&(shorter as u32).to_le_bytes());
         }
-        let sum = kiln_artifact::header::checksum(&forged);
-        forged[456..472].copy_from_slice(&sum.to_le_bytes());
+        fix_checksum(&mut forged);
         // SAFETY: the machine code is what Kiln compiled for this module; only the metadata's
         // trap-table length differs, which the checked load validates (and must refuse).
         let result = unsafe { Module::deserialize(&engine, &forged) };
