@@ -2,10 +2,10 @@
 //! into compiled code and turns faults into traps. All of Kiln's unsafe code lives here,
 //! in small modules; OS-specific code is confined to [`sys`].
 //!
-//! * [`loader`] maps an artifact (or copies bytes into an anonymous mapping), checks its
-//!   header, compatibility and host CPU features, in checked mode also its checksum and
-//!   metadata, and makes the text section executable (mapping the file range, or copying
-//!   when the filesystem forbids executable mappings).
+//! * [`loader`] maps an artifact file (reads a small one, or copies bytes into an anonymous
+//!   mapping), checks its header, compatibility and host CPU features, in checked mode also
+//!   its checksum and metadata, and makes the text section executable (mapping the file
+//!   range, or copying when the filesystem forbids executable mappings).
 //! * [`store`] owns everything: instances ([`instance`]) whose `VMContext` is laid out by
 //!   `kiln_artifact::VMOffsets`, memories ([`memory`], a reservation whose accessible prefix
 //!   grows in place), tables ([`table`]), globals and host functions ([`func`]).

@@ -1,5 +1,11 @@
-//! Loading an artifact: map it, check its header, read its metadata in place and make its
-//! text section executable.
+//! Loading an artifact: map it (or read it, when it is small), check its header, read its
+//! metadata in place and map its text section executable straight from the file.
+//!
+//! A start of a small module is mostly system calls, so a file load makes as few as it
+//! can: `open`, `statx`, one `pread` (or `mmap` for an artifact over 128 KiB), one `mmap`
+//! of the code, and at drop `munmap` and `close`. The memory image is named by the file
+//! ([`crate::memory::ImageOrigin::File`]), so a load of a file whose image a pooled memory
+//! still holds maps nothing at instantiation.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,19 +49,61 @@ pub enum Verification {
     Fresh,
 }
 
-/// The bytes of an artifact, mapped from a file or copied into an anonymous mapping.
-/// Page-aligned, so the metadata archive (at offset 512) is 16-aligned.
+/// Artifacts up to this size are read from their file rather than mapped (their code is
+/// mapped either way): reading a few pages costs less than mapping them, faulting them in
+/// and unmapping them, and a read copy cannot change if the file does.
+const READ_AT_MOST: usize = 128 * 1024;
+
+/// The bytes of an artifact: mapped from a file, read from a small one, or copied into an
+/// anonymous mapping. At least 16-aligned, so the metadata archive (at offset 512) is too.
 #[derive(Debug)]
 enum Storage {
-    /// The mapping and the file, kept open to map the memory image from.
-    File(memmap2::Mmap, std::fs::File),
+    /// A mapping of the file, which stays open to map the memory image from.
+    Mapped(memmap2::Mmap, ArtifactFile),
+    /// The bytes of a small file, which stays open to map the memory image from.
+    Read(rkyv::util::AlignedVec<16>, ArtifactFile),
+    /// A page-aligned copy of bytes from memory, or of a sealed file.
     Anon(memmap2::Mmap),
 }
 
 impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::File(m, _) | Storage::Anon(m) => m,
+            Storage::Mapped(m, _) | Storage::Anon(m) => m,
+            Storage::Read(bytes, _) => bytes,
+        }
+    }
+
+    fn file(&self) -> Option<&ArtifactFile> {
+        match self {
+            Storage::Mapped(_, file) | Storage::Read(_, file) => Some(file),
+            Storage::Anon(_) => None,
+        }
+    }
+}
+
+/// The artifact file a module was loaded from and what names it.
+#[derive(Debug)]
+struct ArtifactFile {
+    file: std::fs::File,
+    identity: FileIdentity,
+}
+
+/// What names an artifact file across loads (see [`crate::memory::ImageOrigin::File`]).
+#[derive(Clone, Copy, Debug)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+    modified: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(metadata: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
         }
     }
 }
@@ -71,8 +119,8 @@ pub fn force_memory_image_copy(on: bool) {
 
 /// A module's memory image, ready to be written into a new memory.
 pub struct MemoryImageSource<'a> {
-    /// Where it goes in the memory.
-    pub offset: u64,
+    /// Which image it is and where it goes in the memory.
+    pub id: crate::memory::ImageId,
     /// Its bytes.
     pub bytes: &'a [u8],
     /// A file holding the same bytes at an offset, to map them from; `None` to copy them.
@@ -280,15 +328,26 @@ impl LoadedModule {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        // A checked load reads every byte (on several threads for large files): populating
-        // the mapping in one call beats a page fault per piece of it on each thread.
-        let populate = verification != Verification::Unchecked;
-        // SAFETY: the caller promises the file is not modified or truncated while mapped.
-        let map = unsafe { crate::sys::map_file_private(&file, populate) }.map_err(io)?;
-        let (header, metadata, data) = check(&map, expected, verification)?;
+        let stat = file.metadata().map_err(io)?;
+        let identity = FileIdentity::of(&stat);
+        let len = usize::try_from(stat.len()).map_err(|_| ArtifactError::BadMagic)?;
+        let storage = if len <= READ_AT_MOST {
+            let bytes = crate::sys::read_file_start(&file, len).map_err(io)?;
+            Storage::Read(bytes, ArtifactFile { file, identity })
+        } else {
+            // A checked load reads every byte: populating the mapping in one call beats a
+            // page fault per page.
+            let populate = verification != Verification::Unchecked;
+            // SAFETY: the caller promises the file is not modified or truncated while mapped.
+            let map = unsafe { crate::sys::map_file_private(&file, len, populate) }.map_err(io)?;
+            Storage::Mapped(map, ArtifactFile { file, identity })
+        };
+        let bytes = storage.bytes();
+        let file = &storage.file().expect("a file was just opened").file;
+        let (header, metadata, data) = check(bytes, expected, verification)?;
         let code_range = header
             .code
-            .bounds(map.len())
+            .bounds(bytes.len())
             .ok_or(ArtifactError::BadMagic)?;
         let code = if code_range.is_empty() {
             Code::Empty
@@ -296,7 +355,7 @@ impl LoadedModule {
             let mapped = if FORCE_CODE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
                 Err(std::io::Error::other("file mapping disabled for testing"))
             } else {
-                crate::sys::map_file_executable(&file, header.code.offset, code_range.len())
+                crate::sys::map_file_executable(file, header.code.offset, code_range.len())
             };
             match mapped {
                 Ok(m) => Code::Mapped(m),
@@ -305,15 +364,15 @@ impl LoadedModule {
                         "cannot map the code of {} executable ({e}); copying it instead",
                         path.display()
                     );
-                    Code::Mapped(crate::sys::copy_to_executable(&map[code_range]).map_err(io)?)
+                    Code::Mapped(crate::sys::copy_to_executable(&bytes[code_range]).map_err(io)?)
                 }
             }
         };
-        let len = map.len();
+        let len = bytes.len();
         Ok(Arc::new(LoadedModule {
             id: next_module_id(),
             verification,
-            storage: Storage::File(map, file),
+            storage,
             header,
             metadata,
             data,
@@ -447,21 +506,44 @@ impl LoadedModule {
     pub fn memory_image(&self) -> Option<MemoryImageSource<'_>> {
         let image = self.info().memory_image.as_ref()?;
         let bytes = self.image_bytes()?;
-        let file = if FORCE_IMAGE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
-            None
-        } else {
-            match &self.storage {
-                Storage::File(_, file) => Some((
-                    file,
-                    self.header.data.offset + u64::from(image.bytes.start.to_native()),
-                )),
-                Storage::Anon(_) => self.image_file().map(|file| (file, 0)),
-            }
+        let memory_offset = image.offset.to_native();
+        let len = bytes.len() as u64;
+        let module_id = crate::memory::ImageId {
+            origin: crate::memory::ImageOrigin::Module(self.id),
+            memory_offset,
+            len,
         };
-        Some(MemoryImageSource {
-            offset: image.offset.to_native(),
-            bytes,
-            file,
+        if FORCE_IMAGE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(MemoryImageSource {
+                id: module_id,
+                bytes,
+                file: None,
+            });
+        }
+        Some(match self.storage.file() {
+            Some(ArtifactFile { file, identity }) => {
+                let offset = self.header.data.offset + u64::from(image.bytes.start.to_native());
+                let origin = crate::memory::ImageOrigin::File {
+                    device: identity.device,
+                    inode: identity.inode,
+                    modified: identity.modified,
+                    checksum: self.header.checksum,
+                    offset,
+                };
+                MemoryImageSource {
+                    id: crate::memory::ImageId {
+                        origin,
+                        ..module_id
+                    },
+                    bytes,
+                    file: Some((file, offset)),
+                }
+            }
+            None => MemoryImageSource {
+                id: module_id,
+                bytes,
+                file: self.image_file().map(|file| (file, 0)),
+            },
         })
     }
 

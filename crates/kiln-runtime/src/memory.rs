@@ -27,14 +27,49 @@ pub enum MemoryStrategy {
 /// a burst of short-lived instances, 8 GiB of address space (and no memory) each.
 const POOLED_RESERVATIONS: usize = 16;
 
-/// A memory image mapped copy-on-write at the start of a memory: which module's image, and
-/// the memory's accessible length around it. A module's id is never reused.
+/// Where a memory image's bytes come from. Two loads of one artifact file name the same
+/// origin, so a memory left warm with the image by one module's instance serves the next
+/// load of that file too (a serverless host reloading a module for each request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ImageKey {
-    /// The id of the loaded module whose image it is.
-    pub module: u64,
-    /// The memory's accessible length in bytes.
-    pub accessible: usize,
+pub enum ImageOrigin {
+    /// Bytes private to one loaded module (an in-memory copy); module ids are never reused.
+    Module(u64),
+    /// A page-aligned range of an artifact file. A warm memory keeps its mapping of the
+    /// file, so the file's inode stays alive and no other file on the device can have its
+    /// number while the memory is pooled; its modification time and the artifact's
+    /// checksum must match as well. Discarding a warm memory's written pages shows the
+    /// file's current bytes, as a new mapping of the same range would.
+    File {
+        /// `st_dev` of the file.
+        device: u64,
+        /// `st_ino` of the file.
+        inode: u64,
+        /// Modification time: seconds and nanoseconds.
+        modified: (i64, i64),
+        /// The checksum in the artifact's header.
+        checksum: u128,
+        /// Where the image starts in the file.
+        offset: u64,
+    },
+}
+
+/// A memory image: where its bytes come from, where they go in the memory, how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageId {
+    /// Where its bytes come from.
+    pub origin: ImageOrigin,
+    /// Where it starts in the memory.
+    pub memory_offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// A memory image mapped copy-on-write into a memory, and the memory's accessible length
+/// around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ImageKey {
+    image: ImageId,
+    accessible: usize,
 }
 
 /// A reservation in the pool: zero and inaccessible, or (`warm`) left exactly as a new
@@ -128,14 +163,14 @@ impl Memory {
         Self::with_image(ty, strategy, limit_pages, None)
     }
 
-    /// As [`Memory::new`], for a memory that will get module `image`'s memory image: a
-    /// reservation left warm with it is taken if the pool has one, and
-    /// [`Memory::has_image`] then says the image is already in place.
+    /// As [`Memory::new`], for a memory that will get memory image `image`: a reservation
+    /// left warm with it is taken if the pool has one, and [`Memory::has_image`] then says
+    /// the image is already in place.
     pub fn with_image(
         ty: MemoryType,
         strategy: MemoryStrategy,
         limit_pages: u64,
-        image: Option<u64>,
+        image: Option<ImageId>,
     ) -> Result<Box<Memory>, String> {
         if ty.memory64 || ty.shared {
             return Err("64-bit and shared memories are not supported".into());
@@ -160,8 +195,8 @@ impl Memory {
         };
         let reserve = usize::try_from(reserve).map_err(|_| "memory reservation too large")?;
         let initial = (ty.min * WASM_PAGE_SIZE) as usize;
-        let want = image.map(|module| ImageKey {
-            module,
+        let want = image.map(|image| ImageKey {
+            image,
             accessible: initial,
         });
         let Pooled { reservation, warm } = match strategy {
@@ -270,20 +305,20 @@ impl Memory {
         unsafe { std::slice::from_raw_parts_mut(self.base(), self.byte_len()) }
     }
 
-    /// Writes a memory image, `bytes` at `offset`: maps the same bytes from `file` (at its
+    /// Writes memory image `image` (its `bytes`): maps the same bytes from `file` (at its
     /// offset) copy-on-write when that is given and everything is page-aligned, so that
     /// instantiating writes no page; copies them otherwise.
     ///
     /// # Safety
     /// When `file` is given, its bytes at the offset must be `bytes`, and not be modified
-    /// or truncated while this memory lives.
+    /// or truncated while this memory lives; `image` must name exactly those bytes.
     pub unsafe fn write_image(
         &mut self,
-        module: u64,
-        offset: u64,
+        image: ImageId,
         bytes: &[u8],
         file: Option<(&std::fs::File, u64)>,
     ) -> Result<(), String> {
+        let offset = image.memory_offset;
         let end = offset
             .checked_add(bytes.len() as u64)
             .filter(|&end| end <= self.byte_len() as u64)
@@ -300,7 +335,7 @@ impl Memory {
             } {
                 Ok(()) => {
                     self.image = Some(ImageKey {
-                        module,
+                        image,
                         accessible: self.byte_len(),
                     });
                     return Ok(());
@@ -324,10 +359,10 @@ impl Memory {
         Ok(())
     }
 
-    /// Whether module `module`'s memory image is already in place (this memory reuses a
-    /// reservation that held it, with every write discarded).
-    pub fn has_image(&self, module: u64) -> bool {
-        self.image.is_some_and(|key| key.module == module)
+    /// Whether memory image `image` is already in place (this memory reuses a reservation
+    /// that held it, with every write discarded).
+    pub fn has_image(&self, image: &ImageId) -> bool {
+        self.image.is_some_and(|key| key.image == *image)
     }
 
     /// Discards an image already in place, for an instantiation that failed before its data

@@ -219,7 +219,9 @@ impl Drop for Reservation {
 }
 
 /// Maps `len` bytes of `file` at `offset` (which must be page-aligned) read-only and
-/// executable without copying.
+/// executable without copying, in one system call: the file is open read-only, so the
+/// shared mapping can never be made writable, and it shows the same bytes a private one
+/// would.
 pub fn map_file_executable(
     file: &std::fs::File,
     offset: u64,
@@ -232,31 +234,72 @@ pub fn map_file_executable(
         ));
     }
     // SAFETY: the caller of the loader promised that the file is not modified or truncated
-    // while mapped. The mapping is private (copy-on-write), so nothing this process does
-    // reaches the file.
-    let map = unsafe {
+    // while mapped; the mapping is read-only, so nothing this process does reaches the file.
+    unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
             .len(len)
-            .map_copy(file)
-    }?;
-    map.make_exec()
+            .map_exec(file)
+    }
 }
 
-/// Maps all of `file` read-only and private (copy-on-write). With `populate`, every page is
-/// faulted in by the same call (for loads that read them all).
+/// Maps the first `len` bytes of `file` (its length) read-only and private
+/// (copy-on-write). With `populate`, every page is faulted in by the same call (for loads
+/// that read them all).
 ///
 /// # Safety
 /// The file must not be modified or truncated while the mapping lives: on Linux, pages of a
 /// private mapping that this process never wrote still show later writes to the file, and
 /// a truncated file's pages fault with `SIGBUS`.
-pub unsafe fn map_file_private(file: &std::fs::File, populate: bool) -> io::Result<memmap2::Mmap> {
+pub unsafe fn map_file_private(
+    file: &std::fs::File,
+    len: usize,
+    populate: bool,
+) -> io::Result<memmap2::Mmap> {
     let mut options = memmap2::MmapOptions::new();
+    options.len(len);
     if populate {
         options.populate();
     }
     // SAFETY: forwarded from this function's contract.
     unsafe { options.map_copy_read_only(file) }
+}
+
+/// Reads the first `len` bytes of `file` into a fresh 16-aligned buffer. For a small file
+/// this costs a fraction of mapping it: one `pread` against `mmap`, a page fault for every
+/// page read and `munmap` (0.8 against 4.3 µs for 4 KiB, 3.2 against 10 µs for 88 KiB on
+/// the machine where Kiln is measured).
+pub fn read_file_start(file: &std::fs::File, len: usize) -> io::Result<rkyv::util::AlignedVec<16>> {
+    use std::os::fd::AsRawFd;
+    let mut buffer = rkyv::util::AlignedVec::<16>::with_capacity(len);
+    let mut done = 0;
+    while done < len {
+        let offset = libc::off_t::try_from(done)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+        // SAFETY: the destination is the buffer's spare capacity past the `done` bytes
+        // already read: `len - done` bytes, all inside the allocation of `len` bytes.
+        let read = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buffer.as_mut_ptr().add(done).cast(),
+                len - done,
+                offset,
+            )
+        };
+        match read {
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            n if n > 0 => done += n as usize,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: `pread` initialised all `len` bytes, and the capacity holds them.
+    unsafe { buffer.set_len(len) };
+    Ok(buffer)
 }
 
 /// Reads all of `file` into a fresh anonymous read-only mapping (page-aligned), so that

@@ -16,6 +16,22 @@ const WAT: &str = r#"(module
   (func (export "init") (param i32) (memory.init $passive (local.get 0) (i32.const 0) (i32.const 7)))
   (func (export "init_active") (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 1))))"#;
 
+/// [`WAT`] with `word` (four bytes) at 16 instead of "kiln", and a second passive segment
+/// of `padding` bytes, which makes the artifact larger without changing its memory.
+fn wat_with(word: &str, padding: usize) -> String {
+    assert_eq!(word.len(), 4);
+    WAT.replacen("\"kiln\"", &format!("\"{word}\""), 1)
+        .replacen(
+            "(data $passive",
+            &format!("(data $padding \"{}\") (data $passive", "p".repeat(padding)),
+            1,
+        )
+}
+
+/// Artifacts up to this size are read from their file, larger ones mapped
+/// (`kiln_runtime::loader`): padding that puts an artifact past it.
+const MAPPED_PADDING: usize = 200 * 1024;
+
 fn image_of(module: &Module) -> Option<kiln_artifact::MemoryImage> {
     kiln_artifact::read_metadata(&module.serialize().unwrap())
         .unwrap()
@@ -87,16 +103,24 @@ fn active_segments_become_one_image() {
 #[test]
 fn every_load_path_gives_the_same_memory() {
     let engine = Engine::default();
-    let module = Module::new(&engine, WAT).unwrap();
-    exercise(&engine, &module);
+    // A small artifact file is read, a large one mapped.
+    for padding in [0, MAPPED_PADDING] {
+        let module = Module::new(&engine, wat_with("kiln", padding)).unwrap();
+        every_load_path(&engine, &module);
+    }
+}
+
+fn every_load_path(engine: &Engine, module: &Module) {
+    let engine = engine.clone();
+    exercise(&engine, module);
 
     let bytes = module.serialize().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.kiln");
     std::fs::write(&path, &bytes).unwrap();
     // SAFETY: the file was written from `Module::serialize` just now and is not modified.
-    let mapped = unsafe { Module::deserialize_file(&engine, &path) }.unwrap();
-    exercise(&engine, &mapped);
+    let from_file = unsafe { Module::deserialize_file(&engine, &path) }.unwrap();
+    exercise(&engine, &from_file);
     // SAFETY: as above.
     let unchecked = unsafe { Module::deserialize_file_unchecked(&engine, &path) }.unwrap();
     exercise(&engine, &unchecked);
@@ -105,7 +129,7 @@ fn every_load_path_gives_the_same_memory() {
     exercise(&engine, &from_bytes);
 
     kiln_runtime::loader::force_memory_image_copy(true);
-    exercise(&engine, &mapped);
+    exercise(&engine, &from_file);
     exercise(&engine, &from_bytes);
     kiln_runtime::loader::force_memory_image_copy(false);
 
@@ -243,6 +267,64 @@ fn reused_memories_start_from_the_image_and_zeros() {
             memory.grow(&mut store, 3).unwrap();
             write.call(&mut store, (4 * 65536, 7)).unwrap();
         }
+    }
+}
+
+/// A memory left warm with a file's image serves the next load of the same file (a host
+/// that loads a module anew for each request); every load must still start from the
+/// bytes the file holds then: after its previous instances wrote to their memories, after
+/// the file was rewritten in place, and after it was replaced by another file.
+#[test]
+fn reloads_of_a_file_start_from_its_current_image() {
+    let engine = Engine::default();
+    let dir = tempfile::tempdir().unwrap();
+    for padding in [0, MAPPED_PADDING] {
+        let artifact = |word: &str| {
+            Module::new(&engine, wat_with(word, padding))
+                .unwrap()
+                .serialize()
+                .unwrap()
+        };
+        let (kiln, other) = (artifact("kiln"), artifact("KILN"));
+        assert_eq!(kiln.len(), other.len(), "the same layout");
+        let path = dir.path().join(format!("reloaded-{padding}.kiln"));
+        let start = |expected: &[u8; 4], checked: bool| {
+            // SAFETY: the file holds an artifact this engine serialized and is not changed
+            // while the module is loaded (only between loads).
+            let module = unsafe {
+                if checked {
+                    Module::deserialize_file(&engine, &path)
+                } else {
+                    Module::deserialize_file_unchecked(&engine, &path)
+                }
+            }
+            .unwrap();
+            let mut store = Store::new(&engine, ());
+            let instance = Instance::new(&mut store, &module, &[]).unwrap();
+            assert_eq!(&read(&mut store, &instance, 16, 4), expected);
+            assert_eq!(read(&mut store, &instance, 70000, 8), b"pageTWO!");
+            assert_eq!(read(&mut store, &instance, 0, 4), [0; 4]);
+            let write = instance
+                .get_typed_func::<(i32, i32), ()>(&mut store, "store")
+                .unwrap();
+            for at in [0, 16, 70000] {
+                write.call(&mut store, (at, 7)).unwrap();
+            }
+        };
+        std::fs::write(&path, &kiln).unwrap();
+        for round in 0..3 {
+            start(b"kiln", round == 1);
+        }
+        // The same file (same inode), new bytes.
+        std::fs::write(&path, &other).unwrap();
+        start(b"KILN", false);
+        start(b"KILN", true);
+        // Another file under the same name.
+        let replacement = dir.path().join("replacement.kiln");
+        std::fs::write(&replacement, &kiln).unwrap();
+        std::fs::rename(&replacement, &path).unwrap();
+        start(b"kiln", false);
+        start(b"kiln", false);
     }
 }
 

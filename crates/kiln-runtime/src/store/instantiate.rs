@@ -296,12 +296,13 @@ impl StoreOpaque {
                 .as_ref()
                 .filter(|image| image.memory.native() == i)
                 .and_then(|_| module.memory_image())
-                .is_some_and(|source| source.file.is_some());
+                .filter(|source| source.file.is_some())
+                .map(|source| source.id);
             let mut mem = Memory::with_image(
                 ty,
                 self.config.memory_strategy,
                 self.limits.memory_pages(),
-                mapped_image.then(|| module.id()),
+                mapped_image,
             )
             .map_err(InstantiateError::Resource)?;
             let defined = i.0 - info.num_imported_memories.to_native();
@@ -419,10 +420,11 @@ impl StoreOpaque {
             .get(image.memory.native().0 as usize)
             .ok_or_else(|| InstantiateError::Resource("the memory image has no memory".into()))?;
         let memory = &mut self.memories[memory.0 as usize];
-        if !memory.has_image(module.id()) {
+        if !memory.has_image(&source.id) {
             // SAFETY: the file holds the image bytes at that offset, and the caller of the
-            // module's load promised not to change its file (an in-memory file is sealed).
-            unsafe { memory.write_image(module.id(), source.offset, source.bytes, source.file) }
+            // module's load promised not to change its file (an in-memory file is sealed);
+            // the loader names the image by that file and range.
+            unsafe { memory.write_image(source.id, source.bytes, source.file) }
                 .map_err(InstantiateError::Resource)?;
         }
         for (d, seg) in module.info().data.iter() {
