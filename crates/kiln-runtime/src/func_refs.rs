@@ -1,17 +1,19 @@
 //! Which defined functions can have their func ref observed, so that instantiation fills
 //! only those slots of the vmctx instead of one per function.
 //!
-//! A func ref leaves an instance only through what the module names outside function
-//! bodies: element segments (tables, `table.init`), exports, global initialisers and the
-//! start function, which the host calls. `ref.func` in a body may only name functions that
-//! appear there (validation's "declared references"), and calls between functions use
-//! code addresses, not func refs. Derived from the metadata once per module. The code was
-//! compiled against the same metadata, which unchecked and sealed loads trust; after a
-//! checked load, whose metadata may have been edited (checksum recomputed) to name fewer
-//! functions than the code refers to, every slot is filled instead. The host reaching any
-//! other function by id gets its slot filled on demand (`StoreOpaque::wasm_func_ref`).
+//! Code reaches a func ref only through element segments (tables, `table.init`), global
+//! initialisers and `ref.func` in bodies, which the compiler lists
+//! (`ModuleInfo::ref_funcs_in_code`); the start function is called by the host; calls
+//! between functions use code addresses, not func refs. An exported function's func ref is
+//! not among them unless code names it: it is filled when the host first asks for it
+//! (`StoreOpaque::wasm_func_ref`, which every way of handing a function to the host, to a
+//! table, a global or another instance goes through), so instantiation does nothing per
+//! export. Derived from the metadata once per module. The code was compiled against the
+//! same metadata, which unchecked and sealed loads trust; after a checked load, whose
+//! metadata may have been edited (checksum recomputed) to name fewer functions than the
+//! code refers to, every slot is filled instead.
 
-use kiln_artifact::{ArchivedConstExpr, ArchivedElemItems, ArchivedModuleInfo, EntityIndex};
+use kiln_artifact::{ArchivedConstExpr, ArchivedElemItems, ArchivedModuleInfo};
 
 /// What instantiation writes into the func ref slot of one defined function.
 #[derive(Clone, Copy, Debug)]
@@ -42,11 +44,7 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> Vec<EscapingFunc>
             ArchivedElemItems::Exprs(es) => indices.extend(es.iter().filter_map(ref_func)),
         }
     }
-    for (_, index) in info.exports.iter() {
-        if let EntityIndex::Function(f) = index.native() {
-            indices.push(f.0);
-        }
-    }
+    indices.extend(info.ref_funcs_in_code.iter().map(|f| f.0.to_native()));
     for (_, global) in info.globals.iter() {
         indices.extend(global.init.as_ref().and_then(ref_func));
     }

@@ -12,7 +12,10 @@ use crate::memory::Memory;
 use crate::store::{FuncId, GlobalId, InstanceId, MemoryId, TableId};
 use crate::table::Table;
 
-/// The zeroed, 16-aligned allocation holding a `VMContext`.
+/// The 16-aligned allocation holding a `VMContext`: zeroed, but for the func refs of
+/// defined functions, which are written before anything reads them
+/// ([`Instance::func_refs_filled`]). A module with 20,000 functions has 480 KB of them:
+/// zeroing those cost more than the rest of an instantiation.
 #[derive(Debug)]
 pub struct VMContextAlloc {
     ptr: *mut u8,
@@ -20,14 +23,23 @@ pub struct VMContextAlloc {
 }
 
 impl VMContextAlloc {
-    /// Allocates `size` zeroed bytes.
-    pub fn new(size: u32) -> VMContextAlloc {
+    /// Allocates `size` bytes, all zero except those in `unwritten` (clamped to the size),
+    /// which are left as the allocator gives them.
+    pub fn new(size: u32, unwritten: std::ops::Range<u32>) -> VMContextAlloc {
         let layout = Layout::from_size_align((size as usize).max(16), 16)
             .expect("vmctx size fits in a layout");
         // SAFETY: `layout` has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = unsafe { std::alloc::alloc(layout) };
         if ptr.is_null() {
             std::alloc::handle_alloc_error(layout);
+        }
+        let len = layout.size();
+        let end = (unwritten.end as usize).min(len);
+        let start = (unwritten.start as usize).min(end);
+        // SAFETY: `[0, start)` and `[end, len)` lie inside the allocation just made.
+        unsafe {
+            ptr.write_bytes(0, start);
+            ptr.add(end).write_bytes(0, len - end);
         }
         VMContextAlloc { ptr, layout }
     }
@@ -83,6 +95,35 @@ pub struct Instance {
     /// Which element segments were dropped (`elem.drop`, or active/declared after
     /// instantiation).
     pub dropped_elems: Vec<Cell<bool>>,
+    /// Which func ref slots of defined functions in the vmctx were written. Only written
+    /// slots are ever read: instantiation writes those code can reach, and the store
+    /// writes any other before handing it out.
+    pub func_refs_filled: FuncRefsFilled,
+}
+
+/// One bit per defined function of an instance: whether its func ref slot was written.
+#[derive(Debug)]
+pub struct FuncRefsFilled(Vec<u64>);
+
+impl FuncRefsFilled {
+    /// None of `defined_funcs` slots written.
+    pub fn new(defined_funcs: u32) -> FuncRefsFilled {
+        FuncRefsFilled(vec![0; defined_funcs.div_ceil(64) as usize])
+    }
+
+    /// Whether the slot of defined function `defined` was written.
+    pub fn contains(&self, defined: u32) -> bool {
+        let (word, bit) = (defined as usize / 64, defined % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    /// Records that the slot of defined function `defined` was written.
+    pub fn insert(&mut self, defined: u32) {
+        let (word, bit) = (defined as usize / 64, defined % 64);
+        if let Some(w) = self.0.get_mut(word) {
+            *w |= 1 << bit;
+        }
+    }
 }
 
 impl Instance {

@@ -342,24 +342,24 @@ impl StoreOpaque {
         let FuncOwner::Wasm(instance, index) = func.owner() else {
             unreachable!("wasm_func_ref of a host function")
         };
-        let instance = &self.instances[instance.0 as usize];
-        let info = instance.info();
+        let instance = &mut self.instances[instance.0 as usize];
+        let info = instance.module.info();
         let func_index = index.0 + info.num_imported_funcs.to_native();
         let slot = instance
             .vmctx
             .field::<VMFuncRef>(instance.offsets.func_ref(func_index));
-        // SAFETY: the slot lies in the live vmctx of the instance (bounds-checked by
-        // `field`); the store is borrowed mutably, so no wasm runs and nothing else reads
-        // or writes it meanwhile.
-        unsafe {
-            if (*slot).wasm_call.is_null() {
-                let body = info.compiled[index].body.start.to_native() as usize;
-                slot.write(VMFuncRef {
-                    wasm_call: instance.module.code_base().wrapping_add(body),
-                    vmctx: instance.vmctx.as_ptr(),
-                    type_id: info.functions[FuncIndex(func_index)].signature.native().0,
-                });
-            }
+        if !instance.func_refs_filled.contains(index.0) {
+            let body = info.compiled[index].body.start.to_native() as usize;
+            let func_ref = VMFuncRef {
+                wasm_call: instance.module.code_base().wrapping_add(body),
+                vmctx: instance.vmctx.as_ptr(),
+                type_id: info.functions[FuncIndex(func_index)].signature.native().0,
+            };
+            // SAFETY: the slot lies in the live vmctx of the instance (bounds-checked by
+            // `field`); the store is borrowed mutably, so no wasm runs and nothing else reads
+            // or writes it meanwhile.
+            unsafe { slot.write(func_ref) };
+            instance.func_refs_filled.insert(index.0);
         }
         slot.cast_const()
     }

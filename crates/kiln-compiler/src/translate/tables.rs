@@ -97,6 +97,7 @@ impl FuncTranslator<'_, '_> {
                 self.push(is_null);
             }
             Operator::RefFunc { function_index } => {
+                self.ref_funcs.push(function_index);
                 let offset = self.module.offsets.func_ref(function_index);
                 let v = self.builder.ins().iadd_imm_u(self.vmctx, i64::from(offset));
                 self.push(v);

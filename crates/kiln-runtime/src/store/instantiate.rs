@@ -18,7 +18,7 @@ use super::{
     MemoryId, StoreOpaque, TableId, Trap,
 };
 use crate::builtins::BUILTINS;
-use crate::instance::{Instance, VMContextAlloc};
+use crate::instance::{FuncRefsFilled, Instance, VMContextAlloc};
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
 use crate::table::Table;
@@ -103,7 +103,10 @@ impl StoreOpaque {
         }
         self.register_module(module);
         let offsets = info.vmoffsets(8);
-        let vmctx = VMContextAlloc::new(offsets.size());
+        let num_funcs = info.functions.len() as u32;
+        let num_imported_funcs = info.num_imported_funcs.to_native();
+        let defined_func_refs = offsets.func_ref(num_imported_funcs)..offsets.func_ref(num_funcs);
+        let vmctx = VMContextAlloc::new(offsets.size(), defined_func_refs);
         let id = InstanceId(self.instances.len() as u32);
         let mut instance = Box::new(Instance {
             id,
@@ -118,6 +121,7 @@ impl StoreOpaque {
             table_ptrs: Vec::with_capacity(info.tables.len()),
             dropped_data: (0..info.data.len()).map(|_| Cell::new(false)).collect(),
             dropped_elems: (0..info.elements.len()).map(|_| Cell::new(false)).collect(),
+            func_refs_filled: FuncRefsFilled::new(num_funcs - num_imported_funcs),
         });
         // The instance is kept even if initialisation fails: its vmctx holds the definitions
         // of memories, tables and globals already registered in the store, and its id must
@@ -263,8 +267,9 @@ impl StoreOpaque {
                 })
             };
         }
-        // Of defined functions, only those whose func refs can be observed: the other slots
-        // stay zero and are never read.
+        // Of defined functions, only those whose func refs code can reach: the other slots
+        // are written when the host first asks for them (`wasm_func_ref`).
+        let imported_funcs = info.num_imported_funcs.to_native();
         for f in module.escaping_funcs() {
             let slot = vm.field::<VMFuncRef>(offsets.func_ref(f.index));
             // SAFETY: see above.
@@ -275,6 +280,7 @@ impl StoreOpaque {
                     type_id: f.type_id,
                 })
             };
+            instance.func_refs_filled.insert(f.index - imported_funcs);
         }
 
         // Defined memories.
