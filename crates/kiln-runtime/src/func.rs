@@ -8,8 +8,9 @@ use std::sync::Arc;
 use kiln_artifact::FuncType;
 use kiln_artifact::vmoffsets::HOST_FUNC_MAGIC;
 
+use crate::ids::InstanceId;
 use crate::instance::Instance;
-use crate::store::{InstanceId, Store};
+use crate::store::Store;
 use crate::traphandlers::{self, HostError, UnwindReason};
 use crate::vmcontext::{VMHostFuncContext, VMStoreContext, ValRaw};
 

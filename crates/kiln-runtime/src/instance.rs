@@ -7,9 +7,9 @@ use std::sync::Arc;
 use kiln_artifact::vmoffsets::VMCTX_MAGIC;
 use kiln_artifact::{ArchivedModuleInfo, DefinedFuncIndex, FuncIndex, VMHeaderOffsets, VMOffsets};
 
+use crate::ids::{FuncId, GlobalId, InstanceId, MemoryId, TableId};
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
-use crate::store::{FuncId, GlobalId, InstanceId, MemoryId, TableId};
 use crate::table::Table;
 
 /// The 16-aligned allocation holding a `VMContext`: zeroed, but for the func refs of

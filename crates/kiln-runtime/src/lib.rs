@@ -8,7 +8,8 @@
 //!   range, or copying when the filesystem forbids executable mappings).
 //! * [`store`] owns everything: instances ([`instance`]) whose `VMContext` is laid out by
 //!   `kiln_artifact::VMOffsets`, memories ([`memory`], a reservation whose accessible prefix
-//!   grows in place), tables ([`table`]), globals and host functions ([`func`]).
+//!   grows in place), tables ([`table`]), globals and host functions ([`func`]), all named
+//!   by the plain numbers of [`ids`].
 //! * [`traphandlers`] enters wasm through the type's array-to-wasm trampoline from a small C
 //!   helper that holds a `sigsetjmp` buffer. Each entry pushes an activation on a per-thread
 //!   chain; the process-wide SIGSEGV/SIGBUS/SIGILL/SIGFPE handler (running on a per-thread
@@ -34,6 +35,7 @@ pub mod builtins;
 pub mod bulk;
 pub mod func;
 pub mod func_refs;
+pub mod ids;
 pub mod instance;
 pub mod limits;
 pub mod loader;

@@ -1,16 +1,16 @@
 //! Stores: the owner of every instance, function, memory, table and global. Calls into wasm
-//! live in [`call`], instantiation in [`instantiate`], ids in [`ids`], failures in
-//! [`errors`] and archived-to-native type conversions in [`convert`].
+//! live in `call`, instantiation in `instantiate`, failures in `errors` and
+//! archived-to-native type conversions in [`convert`]; the ids a store hands out are in
+//! [`crate::ids`], which every other module can name without depending on stores.
 
 mod call;
 pub mod convert;
 mod errors;
-mod ids;
 mod instantiate;
 
+use crate::ids::FuncOwner;
+pub use crate::ids::{Extern, FuncId, GlobalId, InstanceId, MemoryId, TableId};
 pub use errors::{CallError, FrameInfo, InstantiateError, Trap};
-use ids::FuncOwner;
-pub use ids::{Extern, FuncId, GlobalId, InstanceId, MemoryId, TableId};
 
 use std::any::Any;
 use std::collections::BTreeMap;

@@ -28,7 +28,7 @@ pub struct FuncId {
 }
 
 /// What a [`FuncId`] names.
-pub(super) enum FuncOwner {
+pub(crate) enum FuncOwner {
     Host(usize),
     Wasm(InstanceId, DefinedFuncIndex),
 }
@@ -36,7 +36,7 @@ pub(super) enum FuncOwner {
 impl FuncId {
     const HOST: u32 = u32::MAX;
 
-    pub(super) fn host(index: usize) -> FuncId {
+    pub(crate) fn host(index: usize) -> FuncId {
         FuncId {
             owner: Self::HOST,
             index: index as u32,
@@ -50,7 +50,7 @@ impl FuncId {
         }
     }
 
-    pub(super) fn owner(self) -> FuncOwner {
+    pub(crate) fn owner(self) -> FuncOwner {
         if self.owner == Self::HOST {
             FuncOwner::Host(self.index as usize)
         } else {
