@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use kiln::{ArtifactKey, Cache, CacheConfig};
 
-use crate::{CliError, CliResult, fail};
+use crate::{CliError, CliResult, fail, outln};
 
 /// The environment variable that holds the cache's key (64 hexadecimal digits).
 pub const CACHE_KEY_VARIABLE: &str = "KILN_CACHE_KEY";
@@ -74,7 +74,7 @@ pub fn main(args: CacheArgs) -> CliResult {
         let dir = config.resolved_directory().ok_or_else(|| {
             fail!("no cache directory: set KILN_CACHE_DIR, XDG_CACHE_HOME or HOME")
         })?;
-        println!("{}", dir.display());
+        outln!("{}", dir.display())?;
         return Ok(ExitCode::SUCCESS);
     }
     let cache = Cache::open(&config)?;
@@ -82,33 +82,33 @@ pub fn main(args: CacheArgs) -> CliResult {
         CacheCommand::Dir => unreachable!("handled above"),
         CacheCommand::Stats => {
             let stats = cache.stats()?;
-            println!("directory: {}", cache.directory().display());
-            println!("entries: {}", stats.entries);
-            println!("size: {} ({} bytes)", human(stats.bytes), stats.bytes);
-            println!(
+            outln!("directory: {}", cache.directory().display())?;
+            outln!("entries: {}", stats.entries)?;
+            outln!("size: {} ({} bytes)", human(stats.bytes), stats.bytes)?;
+            outln!(
                 "limit: {} ({} bytes)",
                 human(cache.max_size()),
                 cache.max_size()
-            );
+            )?;
             if stats.temp_files > 0 {
-                println!("unfinished writes: {}", stats.temp_files);
+                outln!("unfinished writes: {}", stats.temp_files)?;
             }
-            println!(
+            outln!(
                 "authenticated: {}",
                 if cache.authentication_key().is_some() {
                     "yes"
                 } else {
                     "no"
                 }
-            );
+            )?;
         }
         CacheCommand::Clear => {
             let report = cache.clear()?;
-            println!(
+            outln!(
                 "removed {} entries ({})",
                 report.removed,
                 human(report.freed)
-            );
+            )?;
         }
         CacheCommand::Gc { max_size } => {
             let report = cache.gc(max_size.map(|s| s as u64))?;

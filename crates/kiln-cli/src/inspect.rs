@@ -11,7 +11,7 @@ use kiln_artifact::{
     SectionRange, TypeIndex, open_checked,
 };
 
-use crate::{CliResult, fail};
+use crate::{CliResult, fail, out};
 
 /// Arguments of `kiln inspect`.
 #[derive(Args)]
@@ -28,7 +28,7 @@ pub fn main(args: InspectArgs) -> CliResult {
         Header::parse(&bytes).map_err(|e| fail!("cannot inspect `{}`: {e}", path.display()))?;
     let (header, info) = open_checked(&bytes, &header.compat)
         .map_err(|e| fail!("cannot inspect `{}`: {e}", path.display()))?;
-    print!("{}", describe(&header, info, bytes.len()));
+    out!("{}", describe(&header, info, bytes.len()))?;
     Ok(ExitCode::SUCCESS)
 }
 

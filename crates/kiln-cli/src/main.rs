@@ -39,19 +39,49 @@ enum Command {
     Cache(cache::CacheArgs),
 }
 
-/// A failed command: the one line printed after `error: `.
-pub struct CliError(String);
+/// A failed command.
+pub enum CliError {
+    /// The one line printed after `error: `.
+    Message(String),
+    /// Standard output was closed before everything was written (`kiln inspect m.kiln |
+    /// head`): the command stops quietly with status 141, as a tool killed by `SIGPIPE`.
+    OutputClosed,
+}
 
 impl<E: std::fmt::Display> From<E> for CliError {
     fn from(e: E) -> Self {
-        CliError(e.to_string())
+        CliError::Message(e.to_string())
     }
 }
 
 /// Builds a [`CliError`] from a format string.
 #[macro_export]
 macro_rules! fail {
-    ($($arg:tt)*) => { $crate::CliError(format!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::CliError::Message(format!($($arg)*)) };
+}
+
+/// Writes to standard output; a closed output is [`CliError::OutputClosed`], not a panic.
+pub fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::OutputClosed,
+            _ => fail!("cannot write to standard output: {e}"),
+        })
+}
+
+/// `print!` for command output: evaluates to `Result<(), CliError>` ([`write_out`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` for command output: evaluates to `Result<(), CliError>` ([`write_out`]).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::write_out(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// What a successful command asks the process to exit with.
@@ -109,7 +139,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(Ok(code)) => code,
-        Ok(Err(CliError(message))) => {
+        Ok(Err(CliError::OutputClosed)) => ExitCode::from(141),
+        Ok(Err(CliError::Message(message))) => {
             let line: Vec<&str> = message.lines().map(str::trim).collect();
             eprintln!("error: {}", line.join(" "));
             ExitCode::FAILURE

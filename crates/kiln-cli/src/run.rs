@@ -14,7 +14,7 @@ use kiln_artifact::Header;
 use kiln_wasi::{WASI_MODULE, WasiCtx};
 
 use crate::progress::CompileProgress;
-use crate::{CliError, CliResult, fail};
+use crate::{CliError, CliResult, fail, outln};
 
 /// Arguments of `kiln run`.
 #[derive(Args)]
@@ -295,7 +295,7 @@ pub fn main(args: RunArgs) -> CliResult {
     let result = func.call(&mut store, &params, &mut results);
     if result.is_ok() && store.data().exit_code.is_none() {
         for val in &results {
-            println!("{}", render(val));
+            outln!("{}", render(val))?;
         }
     }
     finish(&store, &limits, result)

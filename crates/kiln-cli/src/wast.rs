@@ -7,7 +7,7 @@ use clap::Args;
 use kiln_wast::WastRunner;
 
 use crate::compile::CodegenArgs;
-use crate::{CliResult, fail};
+use crate::{CliResult, fail, outln};
 
 /// Arguments of `kiln wast`.
 #[derive(Args)]
@@ -28,11 +28,11 @@ pub fn main(args: WastArgs) -> CliResult {
         let text = std::fs::read_to_string(path)
             .map_err(|e| fail!("cannot read `{}`: {e}", path.display()))?;
         let report = runner.run(&path.display().to_string(), &text);
-        println!("{report}");
+        outln!("{report}")?;
         passed += report.passed();
         failed += report.failed();
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -296,6 +296,18 @@ fn inspect_lists_header_and_exports() {
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
+
+    // A closed standard output (`kiln inspect add.kiln | head -0`) stops the command
+    // quietly, with the status of a tool killed by SIGPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["inspect", path(&artifact)])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
 }
 
 #[test]
