@@ -248,6 +248,13 @@ fn check_host_cpu(header: &Header) -> Result<(), ArtifactError> {
         // Not runnable here at all; the engine refuses it separately.
         return Ok(());
     }
+    // The CPU does not change while the process runs: a list found present once is
+    // present for every later load of artifacts built for it (most loads of a process).
+    static PRESENT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+    let features = &header.compat.cpu_features;
+    if PRESENT.lock().is_ok_and(|present| *present == *features) {
+        return Ok(());
+    }
     let mut missing = Vec::new();
     for feature in header
         .compat
@@ -263,6 +270,9 @@ fn check_host_cpu(header: &Header) -> Result<(), ArtifactError> {
         }
     }
     if missing.is_empty() {
+        if let Ok(mut present) = PRESENT.lock() {
+            present.clone_from(features);
+        }
         Ok(())
     } else {
         Err(ArtifactError::CpuFeatures {
