@@ -64,17 +64,19 @@ pub struct ImageId {
     pub len: u64,
 }
 
-/// A memory image mapped copy-on-write into a memory, and the memory's accessible length
-/// around it.
+/// What the accessible start of a memory holds, as far as reuse is concerned: `[0,
+/// accessible)` readable and writable, anonymous (zero once written pages are discarded)
+/// but for the memory image mapped copy-on-write, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct ImageKey {
-    image: ImageId,
+    image: Option<ImageId>,
     accessible: usize,
 }
 
 /// A reservation in the pool: zero and inaccessible, or (`warm`) left exactly as a new
-/// memory with that image would start: `[0, accessible)` readable and writable, the image
-/// mapped, every written page discarded back to the image or to zero.
+/// memory with that key would start, every written page discarded back to the image or to
+/// zero. A memory without an image is warm too, so instantiating a module without data
+/// segments again makes no system call for its memory either.
 #[derive(Debug)]
 struct Pooled {
     reservation: Reservation,
@@ -85,16 +87,15 @@ static RESERVATION_POOL: std::sync::Mutex<Vec<Pooled>> = std::sync::Mutex::new(V
 
 /// A guard-page reservation of at least `len` bytes: preferably a pooled one already warm
 /// with `want`, else a pooled one reset to zero, else a new one.
-fn guard_reservation(len: usize, want: Option<ImageKey>) -> std::io::Result<Pooled> {
+fn guard_reservation(len: usize, want: ImageKey) -> std::io::Result<Pooled> {
     let pooled = RESERVATION_POOL.lock().ok().and_then(|mut pool| {
-        let warm = want.and_then(|key| pool.iter().rposition(|p| p.warm == Some(key)));
-        match warm {
+        match pool.iter().rposition(|p| p.warm == Some(want)) {
             Some(i) => Some(pool.swap_remove(i)),
             None => pool.pop(),
         }
     });
     match pooled {
-        Some(p) if p.reservation.len() >= len && p.warm.is_some() && p.warm == want => Ok(p),
+        Some(p) if p.reservation.len() >= len && p.warm == Some(want) => Ok(p),
         Some(p) if p.reservation.len() >= len => {
             if let Some(old) = p.warm {
                 p.reservation.reset(old.accessible)?;
@@ -113,7 +114,7 @@ fn guard_reservation(len: usize, want: Option<ImageKey>) -> std::io::Result<Pool
 
 /// Pools `reservation` of a dropped memory whose first `used` bytes were ever made
 /// accessible (or tried to be: a failed grow may have changed part of its range): kept
-/// warm when they still hold `image` as mapped (written pages discarded), else reset.
+/// warm when they are still laid out as `image` says (written pages discarded), else reset.
 /// Unmapped instead when the pool is full or a reset fails, so no reservation with old
 /// contents is ever reused.
 fn recycle(reservation: Reservation, used: usize, image: Option<ImageKey>) {
@@ -135,8 +136,8 @@ pub struct Memory {
     /// Taken out only in `drop`.
     reservation: std::mem::ManuallyDrop<Reservation>,
     strategy: MemoryStrategy,
-    /// The memory image mapped over its start, while the memory is as that left it but for
-    /// writes (it has not grown).
+    /// What its start holds (the memory image mapped over it, or nothing), while the
+    /// memory is as instantiation left it but for writes (it has not grown).
     image: Option<ImageKey>,
     /// How far the reservation was ever made accessible, including grows that failed
     /// part-way: what must be reset before the reservation is reused.
@@ -195,10 +196,10 @@ impl Memory {
         };
         let reserve = usize::try_from(reserve).map_err(|_| "memory reservation too large")?;
         let initial = (ty.min * WASM_PAGE_SIZE) as usize;
-        let want = image.map(|image| ImageKey {
+        let want = ImageKey {
             image,
             accessible: initial,
-        });
+        };
         let Pooled { reservation, warm } = match strategy {
             MemoryStrategy::GuardPages => guard_reservation(reserve, want),
             MemoryStrategy::Explicit => Reservation::new(reserve).map(|reservation| Pooled {
@@ -207,11 +208,18 @@ impl Memory {
             }),
         }
         .map_err(|e| format!("cannot reserve memory: {e}"))?;
-        if warm.is_none() {
-            reservation
-                .make_accessible(0, initial)
-                .map_err(|e| format!("cannot commit memory: {e}"))?;
-        }
+        let image = match warm {
+            Some(key) => key,
+            None => {
+                reservation
+                    .make_accessible(0, initial)
+                    .map_err(|e| format!("cannot commit memory: {e}"))?;
+                ImageKey {
+                    image: None,
+                    accessible: initial,
+                }
+            }
+        };
         let mut own = Box::new(VMMemoryDefinition {
             base: reservation.as_ptr(),
             current_length: initial,
@@ -220,7 +228,7 @@ impl Memory {
         Ok(Box::new(Memory {
             reservation: std::mem::ManuallyDrop::new(reservation),
             strategy,
-            image: warm,
+            image: Some(image),
             touched: initial,
             ty,
             max_pages,
@@ -335,7 +343,7 @@ impl Memory {
             } {
                 Ok(()) => {
                     self.image = Some(ImageKey {
-                        image,
+                        image: Some(image),
                         accessible: self.byte_len(),
                     });
                     return Ok(());
@@ -362,20 +370,32 @@ impl Memory {
     /// Whether memory image `image` is already in place (this memory reuses a reservation
     /// that held it, with every write discarded).
     pub fn has_image(&self, image: &ImageId) -> bool {
-        self.image.is_some_and(|key| key.image == *image)
+        self.image.is_some_and(|key| key.image == Some(*image))
     }
 
     /// Discards an image already in place, for an instantiation that failed before its data
     /// segments would have been written: the memory is all zero again.
     pub fn clear_image(&mut self) -> Result<(), String> {
-        if self.image.take().is_none() {
+        let Some(ImageKey {
+            image: Some(_),
+            accessible,
+        }) = self.image
+        else {
             return Ok(());
-        }
+        };
+        // Not reusable until the reset succeeded: the image may still be mapped.
+        self.image = None;
         let len = self.byte_len();
         self.reservation
             .reset(len)
             .and_then(|()| self.reservation.make_accessible(0, len))
-            .map_err(|e| format!("cannot clear memory: {e}"))
+            .map_err(|e| format!("cannot clear memory: {e}"))?;
+        // Anonymous (zero) again, and reusable as such.
+        self.image = Some(ImageKey {
+            image: None,
+            accessible,
+        });
+        Ok(())
     }
 
     /// Grows by `delta` pages; returns the old size in pages, or `None` if the memory cannot

@@ -270,6 +270,49 @@ fn reused_memories_start_from_the_image_and_zeros() {
     }
 }
 
+/// Memories without an image are kept warm too (discarded pages read as zero): a module
+/// without data segments, instantiated in turn with one that has them, must always start
+/// from zeros, and the other from its image.
+#[test]
+fn reused_memories_without_an_image_start_zero() {
+    let engine = Engine::default();
+    let with_image = Module::new(&engine, WAT).unwrap();
+    let zero = Module::new(
+        &engine,
+        r#"(module
+          (memory (export "mem") 2)
+          (func (export "load") (param i32) (result i32) (i32.load8_u (local.get 0)))
+          (func (export "store") (param i32 i32) (i32.store8 (local.get 0) (local.get 1))))"#,
+    )
+    .unwrap();
+    for round in 0..40 {
+        let module = if round % 3 == 2 { &with_image } else { &zero };
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, module, &[]).unwrap();
+        let expected: &[u8] = if round % 3 == 2 { b"kiln" } else { &[0; 4] };
+        assert_eq!(
+            read(&mut store, &instance, 16, 4),
+            expected,
+            "round {round}"
+        );
+        assert_eq!(
+            read(&mut store, &instance, 70000, 2),
+            if round % 3 == 2 { b"pa" } else { &[0, 0] }
+        );
+        let write = instance
+            .get_typed_func::<(i32, i32), ()>(&mut store, "store")
+            .unwrap();
+        for at in [0, 16, 17, 70000, 2 * 65536 - 1] {
+            write.call(&mut store, (at, 9)).unwrap();
+        }
+        if round % 5 == 0 {
+            let memory = instance.get_memory(&mut store, "mem").unwrap();
+            memory.grow(&mut store, 1).unwrap();
+            write.call(&mut store, (2 * 65536, 9)).unwrap();
+        }
+    }
+}
+
 /// A memory left warm with a file's image serves the next load of the same file (a host
 /// that loads a module anew for each request); every load must still start from the
 /// bytes the file holds then: after its previous instances wrote to their memories, after
