@@ -26,9 +26,46 @@ pub struct EscapingFunc {
     pub type_id: u64,
 }
 
+/// One bit per defined function of an instance: whether its func ref slot was written. A
+/// set made for fewer functions answers `false` past its end and records nothing there, so
+/// those slots are written again on each request (the same bytes each time).
+#[derive(Clone, Debug)]
+pub struct FuncRefsFilled(Vec<u64>);
+
+impl FuncRefsFilled {
+    /// None of `defined_funcs` slots written.
+    pub fn new(defined_funcs: u32) -> FuncRefsFilled {
+        FuncRefsFilled(vec![0; defined_funcs.div_ceil(64) as usize])
+    }
+
+    /// Whether the slot of defined function `defined` was written.
+    pub fn contains(&self, defined: u32) -> bool {
+        let (word, bit) = (defined as usize / 64, defined % 64);
+        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    /// Records that the slot of defined function `defined` was written.
+    pub fn insert(&mut self, defined: u32) {
+        let (word, bit) = (defined as usize / 64, defined % 64);
+        if let Some(w) = self.0.get_mut(word) {
+            *w |= 1 << bit;
+        }
+    }
+}
+
+/// The defined functions whose func refs instantiation writes, and the same as the bits an
+/// instance starts with (copied, not set one by one).
+#[derive(Debug)]
+pub struct EscapingFuncs {
+    /// In index order.
+    pub funcs: Vec<EscapingFunc>,
+    /// Their bits.
+    pub filled: FuncRefsFilled,
+}
+
 /// The defined functions of `info` whose func refs can be observed, in index order; with
 /// `all`, every defined function.
-pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> Vec<EscapingFunc> {
+pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> EscapingFuncs {
     let imported = info.num_imported_funcs.to_native();
     let mut indices: Vec<u32> = Vec::new();
     if all {
@@ -51,7 +88,7 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> Vec<EscapingFunc>
     indices.extend(info.start.as_ref().map(|s| s.0.to_native()));
     indices.sort_unstable();
     indices.dedup();
-    indices
+    let funcs: Vec<EscapingFunc> = indices
         .into_iter()
         .filter_map(|index| {
             let defined = index.checked_sub(imported)?;
@@ -63,5 +100,10 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> Vec<EscapingFunc>
                 type_id: decl.signature.native().0,
             })
         })
-        .collect()
+        .collect();
+    let mut filled = FuncRefsFilled::new(info.functions.len() as u32 - imported);
+    for f in &funcs {
+        filled.insert(f.index - imported);
+    }
+    EscapingFuncs { funcs, filled }
 }

@@ -98,32 +98,7 @@ pub struct Instance {
     /// Which func ref slots of defined functions in the vmctx were written. Only written
     /// slots are ever read: instantiation writes those code can reach, and the store
     /// writes any other before handing it out.
-    pub func_refs_filled: FuncRefsFilled,
-}
-
-/// One bit per defined function of an instance: whether its func ref slot was written.
-#[derive(Debug)]
-pub struct FuncRefsFilled(Vec<u64>);
-
-impl FuncRefsFilled {
-    /// None of `defined_funcs` slots written.
-    pub fn new(defined_funcs: u32) -> FuncRefsFilled {
-        FuncRefsFilled(vec![0; defined_funcs.div_ceil(64) as usize])
-    }
-
-    /// Whether the slot of defined function `defined` was written.
-    pub fn contains(&self, defined: u32) -> bool {
-        let (word, bit) = (defined as usize / 64, defined % 64);
-        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
-    }
-
-    /// Records that the slot of defined function `defined` was written.
-    pub fn insert(&mut self, defined: u32) {
-        let (word, bit) = (defined as usize / 64, defined % 64);
-        if let Some(w) = self.0.get_mut(word) {
-            *w |= 1 << bit;
-        }
-    }
+    pub func_refs_filled: crate::func_refs::FuncRefsFilled,
 }
 
 impl Instance {

@@ -149,7 +149,7 @@ pub struct LoadedModule {
     /// the module in every store, so instantiating converts no signature.
     func_types: std::sync::OnceLock<Vec<Arc<FuncType>>>,
     /// The defined functions whose func refs instantiation fills, found on first use.
-    escaping_funcs: std::sync::OnceLock<Vec<crate::func_refs::EscapingFunc>>,
+    escaping_funcs: std::sync::OnceLock<crate::func_refs::EscapingFuncs>,
     /// For a module whose bytes are not mapped from a file: an in-memory file holding its
     /// memory image, made on first instantiation (`None` where one cannot be made).
     image_file: std::sync::OnceLock<Option<std::fs::File>>,
@@ -499,7 +499,7 @@ impl LoadedModule {
     /// The defined functions whose func refs instantiation fills
     /// ([`crate::func_refs::escaping_funcs`]; every one after a checked load), found once
     /// per module.
-    pub fn escaping_funcs(&self) -> &[crate::func_refs::EscapingFunc] {
+    pub fn escaping_funcs(&self) -> &crate::func_refs::EscapingFuncs {
         self.escaping_funcs.get_or_init(|| {
             let all = self.verification == Verification::Checked;
             crate::func_refs::escaping_funcs(self.info(), all)

@@ -18,7 +18,7 @@ use super::{
     MemoryId, StoreOpaque, TableId, Trap,
 };
 use crate::builtins::BUILTINS;
-use crate::instance::{FuncRefsFilled, Instance, VMContextAlloc};
+use crate::instance::{Instance, VMContextAlloc};
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
 use crate::table::Table;
@@ -121,7 +121,8 @@ impl StoreOpaque {
             table_ptrs: Vec::with_capacity(info.tables.len()),
             dropped_data: (0..info.data.len()).map(|_| Cell::new(false)).collect(),
             dropped_elems: (0..info.elements.len()).map(|_| Cell::new(false)).collect(),
-            func_refs_filled: FuncRefsFilled::new(num_funcs - num_imported_funcs),
+            // Until instantiation wrote the slots code can reach (`initialize`).
+            func_refs_filled: crate::func_refs::FuncRefsFilled::new(0),
         });
         // The instance is kept even if initialisation fails: its vmctx holds the definitions
         // of memories, tables and globals already registered in the store, and its id must
@@ -269,8 +270,8 @@ impl StoreOpaque {
         }
         // Of defined functions, only those whose func refs code can reach: the other slots
         // are written when the host first asks for them (`wasm_func_ref`).
-        let imported_funcs = info.num_imported_funcs.to_native();
-        for f in module.escaping_funcs() {
+        let escaping = module.escaping_funcs();
+        for f in &escaping.funcs {
             let slot = vm.field::<VMFuncRef>(offsets.func_ref(f.index));
             // SAFETY: see above.
             unsafe {
@@ -280,8 +281,8 @@ impl StoreOpaque {
                     type_id: f.type_id,
                 })
             };
-            instance.func_refs_filled.insert(f.index - imported_funcs);
         }
+        instance.func_refs_filled = escaping.filled.clone();
 
         // Defined memories.
         for (i, ty) in info
