@@ -37,17 +37,18 @@ impl StoreOpaque {
         }
     }
 
-    pub(super) fn instantiate(
-        &mut self,
-        module: &Arc<LoadedModule>,
-        imports: &[Extern],
-    ) -> Result<(InstanceId, Option<FuncId>), InstantiateError> {
-        let info: &ArchivedModuleInfo = module.info();
-        if imports.len() != info.imports.len() {
+    /// Refuses an instantiation the store cannot hold (too many items, memories or tables
+    /// over its limits) or with the wrong number of imports, before anything is allocated,
+    /// so a refused instantiation leaves nothing behind in the store.
+    fn check_needs(
+        &self,
+        info: &ArchivedModuleInfo,
+        imports: usize,
+    ) -> Result<(), InstantiateError> {
+        if imports != info.imports.len() {
             return Err(InstantiateError::Resource(format!(
-                "expected {} imports, got {}",
-                info.imports.len(),
-                imports.len()
+                "expected {} imports, got {imports}",
+                info.imports.len()
             )));
         }
         let defined = |all: usize, imported: &rkyv::rend::u32_le| {
@@ -73,8 +74,7 @@ impl StoreOpaque {
                 )));
             }
         }
-        // Sizes too, before anything is allocated, so a refused instantiation leaves
-        // nothing behind in the store.
+        // Sizes too.
         let memory_limit = self.limits.memory_pages();
         let defined_memories = info
             .memories
@@ -101,6 +101,16 @@ impl StoreOpaque {
                 )));
             }
         }
+        Ok(())
+    }
+
+    pub(super) fn instantiate(
+        &mut self,
+        module: &Arc<LoadedModule>,
+        imports: &[Extern],
+    ) -> Result<(InstanceId, Option<FuncId>), InstantiateError> {
+        let info: &ArchivedModuleInfo = module.info();
+        self.check_needs(info, imports.len())?;
         self.register_module(module);
         let offsets = info.vmoffsets(8);
         let num_funcs = info.functions.len() as u32;
@@ -152,21 +162,31 @@ impl StoreOpaque {
         result.map(|start| (id, start))
     }
 
-    /// Fills the vmctx of a new instance, allocates its items and writes its segments.
-    /// Returns its start function.
+    /// Fills the vmctx of a new instance, allocates its items and writes its segments, in
+    /// the order the specification gives. Returns its start function.
     fn initialize(
         &mut self,
         instance: &mut Instance,
         module: &Arc<LoadedModule>,
         imports: &[Extern],
     ) -> Result<Option<FuncId>, InstantiateError> {
-        let info: &ArchivedModuleInfo = module.info();
-        let offsets = instance.offsets;
-        let vm = &instance.vmctx;
-        let code_base = module.code_base();
-        // SAFETY: (for every write below): each field pointer comes from `VMContextAlloc::field`,
-        // which bounds-checks the offset against the allocation, and the offsets come from
-        // this module's `VMOffsets`, so fields do not overlap.
+        self.write_vmctx_header(instance);
+        self.link_imports(instance, module, imports)?;
+        write_reachable_func_refs(instance, module);
+        self.create_memories(instance, module)?;
+        self.create_tables(instance, module)?;
+        self.create_globals(instance, module);
+        self.write_segments(instance, module)?;
+        let info = module.info();
+        Ok(info.start.as_ref().map(|s| instance.func(s.native())))
+    }
+
+    /// The fields every vmctx starts with: the store, the builtins, the instance, the magic.
+    fn write_vmctx_header(&mut self, instance: &Instance) {
+        let (vm, offsets) = (&instance.vmctx, instance.offsets);
+        // SAFETY: each field pointer comes from `VMContextAlloc::field`, which bounds-checks
+        // the offset against the allocation, and the offsets come from this module's
+        // `VMOffsets`, so the fields do not overlap.
         unsafe {
             vm.field::<*mut VMStoreContext>(offsets.store_context())
                 .write(&mut *self.ctx);
@@ -177,9 +197,19 @@ impl StoreOpaque {
             vm.field::<u32>(offsets.magic())
                 .write(kiln_artifact::vmoffsets::VMCTX_MAGIC);
         }
+    }
 
-        // Imports.
-        let mut import_funcs = Vec::new();
+    /// Points the vmctx at each import (checking that its kind matches) and fills the func
+    /// refs of imported functions.
+    fn link_imports(
+        &mut self,
+        instance: &mut Instance,
+        module: &LoadedModule,
+        imports: &[Extern],
+    ) -> Result<(), InstantiateError> {
+        let info = module.info();
+        let offsets = instance.offsets;
+        let code_base = module.code_base();
         for (import, ext) in info.imports.iter().zip(imports) {
             match (import.index.native(), *ext) {
                 (EntityIndex::Function(i), Extern::Func(f)) => {
@@ -210,19 +240,27 @@ impl StoreOpaque {
                             (record, r.type_id)
                         }
                     };
-                    // SAFETY: see above.
+                    let func_ref = VMFuncRef {
+                        wasm_call: record.wasm_call,
+                        vmctx: record.vmctx,
+                        type_id,
+                    };
+                    let vm = &instance.vmctx;
+                    // SAFETY: both fields come from `VMContextAlloc::field` (bounds-checked)
+                    // at this module's offsets for function `i`, which do not overlap.
                     unsafe {
                         vm.field::<VMFunctionImport>(offsets.imported_function(i.0))
-                            .write(record)
-                    };
-                    import_funcs.push((i, record, type_id));
+                            .write(record);
+                        vm.field::<VMFuncRef>(offsets.func_ref(i.0)).write(func_ref);
+                    }
                     instance.imported_funcs.push(f);
                 }
                 (EntityIndex::Table(i), Extern::Table(t)) => {
                     let table = &mut self.tables[t.0 as usize];
                     let def = table.definition();
                     instance.table_ptrs.push(&mut **table);
-                    // SAFETY: see above.
+                    let vm = &instance.vmctx;
+                    // SAFETY: a bounds-checked field at this module's offset for table `i`.
                     unsafe {
                         vm.field::<*mut VMTableDefinition>(offsets.imported_table(i.0))
                             .write(def)
@@ -231,7 +269,8 @@ impl StoreOpaque {
                 }
                 (EntityIndex::Memory(i), Extern::Memory(m)) => {
                     let mem = &mut self.memories[m.0 as usize];
-                    // SAFETY: see above.
+                    let vm = &instance.vmctx;
+                    // SAFETY: a bounds-checked field at this module's offset for memory `i`.
                     unsafe {
                         vm.field::<*mut VMMemoryDefinition>(offsets.imported_memory(i.0))
                             .write(mem.definition())
@@ -240,7 +279,8 @@ impl StoreOpaque {
                     instance.memories.push(m);
                 }
                 (EntityIndex::Global(i), Extern::Global(g)) => {
-                    // SAFETY: see above.
+                    let vm = &instance.vmctx;
+                    // SAFETY: a bounds-checked field at this module's offset for global `i`.
                     unsafe {
                         vm.field::<*mut VMGlobalDefinition>(offsets.imported_global(i.0))
                             .write(self.globals[g.0 as usize].definition)
@@ -255,36 +295,17 @@ impl StoreOpaque {
                 }
             }
         }
+        Ok(())
+    }
 
-        // Func refs of every function (the ids of defined ones are their indices).
-        for &(i, record, type_id) in &import_funcs {
-            let slot = vm.field::<VMFuncRef>(offsets.func_ref(i.0));
-            // SAFETY: see above.
-            unsafe {
-                slot.write(VMFuncRef {
-                    wasm_call: record.wasm_call,
-                    vmctx: record.vmctx,
-                    type_id,
-                })
-            };
-        }
-        // Of defined functions, only those whose func refs code can reach: the other slots
-        // are written when the host first asks for them (`wasm_func_ref`).
-        let escaping = module.escaping_funcs();
-        for f in &escaping.funcs {
-            let slot = vm.field::<VMFuncRef>(offsets.func_ref(f.index));
-            // SAFETY: see above.
-            unsafe {
-                slot.write(VMFuncRef {
-                    wasm_call: code_base.wrapping_add(f.body_start as usize),
-                    vmctx: vm.as_ptr(),
-                    type_id: f.type_id,
-                })
-            };
-        }
-        instance.func_refs_filled = escaping.filled.clone();
-
-        // Defined memories.
+    /// Creates the module's own memories, their definitions inline in the vmctx.
+    fn create_memories(
+        &mut self,
+        instance: &mut Instance,
+        module: &LoadedModule,
+    ) -> Result<(), InstantiateError> {
+        let info = module.info();
+        let (vm, offsets) = (&instance.vmctx, instance.offsets);
         for (i, ty) in info
             .memories
             .iter()
@@ -322,8 +343,17 @@ impl StoreOpaque {
             self.memories.push(mem);
             instance.memories.push(mid);
         }
+        Ok(())
+    }
 
-        // Defined tables.
+    /// Creates the module's own tables (all null), their definitions inline in the vmctx.
+    fn create_tables(
+        &mut self,
+        instance: &mut Instance,
+        module: &LoadedModule,
+    ) -> Result<(), InstantiateError> {
+        let info = module.info();
+        let (vm, offsets) = (&instance.vmctx, instance.offsets);
         for (i, ty) in info
             .tables
             .iter()
@@ -335,15 +365,22 @@ impl StoreOpaque {
                 .map_err(InstantiateError::Resource)?;
             let defined = i.0 - info.num_imported_tables.to_native();
             let slot = vm.field::<VMTableDefinition>(offsets.defined_table(defined));
-            // SAFETY: as for memories.
+            // SAFETY: the slot lies in the vmctx, which lives as long as the store that owns
+            // this table.
             unsafe { table.relocate_definition(slot) };
             let tid = TableId(self.tables.len() as u32);
             instance.table_ptrs.push(&mut *table);
             self.tables.push(table);
             instance.tables.push(tid);
         }
+        Ok(())
+    }
 
-        // Defined globals, in order: an initialiser may read the globals before it.
+    /// Creates the module's own globals, in order: an initialiser may read the globals
+    /// before it.
+    fn create_globals(&mut self, instance: &mut Instance, module: &LoadedModule) {
+        let info = module.info();
+        let offsets = instance.offsets;
         for (i, decl) in info
             .globals
             .iter()
@@ -354,8 +391,10 @@ impl StoreOpaque {
                 None => ValRaw::default(),
             };
             let defined = i.0 - info.num_imported_globals.to_native();
-            let slot = vm.field::<VMGlobalDefinition>(offsets.defined_global(defined));
-            // SAFETY: see above.
+            let slot = instance
+                .vmctx
+                .field::<VMGlobalDefinition>(offsets.defined_global(defined));
+            // SAFETY: a bounds-checked field at this module's offset for the global.
             unsafe {
                 slot.write(VMGlobalDefinition {
                     bytes: value.get_u128().to_le_bytes(),
@@ -369,10 +408,18 @@ impl StoreOpaque {
             });
             instance.globals.push(gid);
         }
+    }
 
-        // Segments, WebAssembly 2.0: element segments then data segments, in order, each
-        // active one written as `table.init`/`memory.init` followed by its drop. The first
-        // that does not fit traps, leaving the writes before it in place.
+    /// Writes the element segments, then the data segments (or the memory image), as
+    /// WebAssembly 2.0 instantiation does: each active segment as `table.init` or
+    /// `memory.init` followed by its drop. The first that does not fit traps, leaving the
+    /// writes before it in place.
+    fn write_segments(
+        &mut self,
+        instance: &Instance,
+        module: &LoadedModule,
+    ) -> Result<(), InstantiateError> {
+        let info = module.info();
         for (e, seg) in info.elements.iter() {
             match &seg.kind {
                 ArchivedElemKind::Active { table, offset } => {
@@ -405,9 +452,7 @@ impl StoreOpaque {
                 }
             }
         }
-
-        let start = info.start.as_ref().map(|s| instance.func(s.native()));
-        Ok(start)
+        Ok(())
     }
 
     /// Writes the module's memory image instead of its active data segments, which the
@@ -441,4 +486,24 @@ impl StoreOpaque {
         }
         Ok(())
     }
+}
+
+/// Writes the func refs of the defined functions code can reach; the other slots are
+/// written when the host first asks for them (`StoreOpaque::wasm_func_ref`).
+fn write_reachable_func_refs(instance: &mut Instance, module: &LoadedModule) {
+    let (vm, offsets) = (&instance.vmctx, instance.offsets);
+    let code_base = module.code_base();
+    let escaping = module.escaping_funcs();
+    for f in &escaping.funcs {
+        let slot = vm.field::<VMFuncRef>(offsets.func_ref(f.index));
+        // SAFETY: a bounds-checked field at this module's offset for function `f`.
+        unsafe {
+            slot.write(VMFuncRef {
+                wasm_call: code_base.wrapping_add(f.body_start as usize),
+                vmctx: vm.as_ptr(),
+                type_id: f.type_id,
+            })
+        };
+    }
+    instance.func_refs_filled = escaping.filled.clone();
 }
