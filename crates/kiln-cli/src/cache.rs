@@ -112,14 +112,14 @@ pub fn main(args: CacheArgs) -> CliResult {
         }
         CacheCommand::Gc { max_size } => {
             let report = cache.gc(max_size.map(|s| s as u64))?;
-            println!(
+            outln!(
                 "removed {} entries ({}) and {} unfinished writes; {} entries ({}) left",
                 report.removed,
                 human(report.freed),
                 report.temp_removed,
                 report.left.entries,
                 human(report.left.bytes)
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -308,6 +308,17 @@ fn inspect_lists_header_and_exports() {
         .unwrap();
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
+    // Every command that prints, for example `kiln cache gc`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .env("KILN_CACHE_DIR", dir.join("cache"))
+        .args(["cache", "gc"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
 }
 
 #[test]

@@ -101,7 +101,7 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> EscapingFuncs {
             })
         })
         .collect();
-    let mut filled = FuncRefsFilled::new(info.functions.len() as u32 - imported);
+    let mut filled = FuncRefsFilled::new((info.functions.len() as u32).saturating_sub(imported));
     for f in &funcs {
         filled.insert(f.index - imported);
     }

@@ -41,6 +41,13 @@ impl VMContextAlloc {
             ptr.write_bytes(0, start);
             ptr.add(end).write_bytes(0, len - end);
         }
+        // Debug builds (the tests) poison the unwritten bytes, so that a path reading a slot
+        // that was never filled fails loudly instead of finding fresh zeroed pages.
+        #[cfg(debug_assertions)]
+        // SAFETY: `[start, end)` lies inside the allocation too.
+        unsafe {
+            ptr.add(start).write_bytes(0xA5, end - start);
+        }
         VMContextAlloc { ptr, layout }
     }
 

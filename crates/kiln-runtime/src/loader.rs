@@ -318,7 +318,8 @@ impl LoadedModule {
         unsafe { Self::from_owned(map, bytes.len(), expected, Verification::Unchecked) }
     }
 
-    /// Loads an artifact from a file, mapping it read-only and private (copy-on-write).
+    /// Loads an artifact from a file: reads it when it is small (`READ_AT_MOST`), maps it
+    /// read-only and private (copy-on-write) otherwise, and maps its code executable.
     ///
     /// # Safety
     /// Instantiating the module runs its machine code, which no check can tell from code

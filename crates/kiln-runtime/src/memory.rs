@@ -332,6 +332,9 @@ impl Memory {
             .filter(|&end| end <= self.byte_len() as u64)
             .ok_or("the memory image does not fit in the memory")?;
         let (start, end) = (offset as usize, end as usize);
+        // Not reusable while the range is being replaced: a failed map or restore below
+        // could leave it unmapped, and such a reservation must be reset before reuse.
+        let before = self.image.take();
         if let Some((file, file_offset)) = file
             && !bytes.is_empty()
         {
@@ -364,6 +367,9 @@ impl Memory {
             }
         }
         self.data_mut()[start..end].copy_from_slice(bytes);
+        // Copied into anonymous pages: a memory that held no image is reusable as before
+        // (discarding its written pages gives zeros again); any other is reset.
+        self.image = before.filter(|key| key.image.is_none());
         Ok(())
     }
 

@@ -356,8 +356,9 @@ impl StoreOpaque {
                 type_id: info.functions[FuncIndex(func_index)].signature.native().0,
             };
             // SAFETY: the slot lies in the live vmctx of the instance (bounds-checked by
-            // `field`); the store is borrowed mutably, so no wasm runs and nothing else reads
-            // or writes it meanwhile.
+            // `field`). Wasm may be on the stack (a host function called by it may get here),
+            // but nothing reads this slot yet: no pointer to an unfilled slot was ever handed
+            // out, since every way to obtain one comes through here.
             unsafe { slot.write(func_ref) };
             instance.func_refs_filled.insert(index.0);
         }
