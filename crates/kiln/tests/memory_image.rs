@@ -213,7 +213,18 @@ fn a_trapping_element_segment_leaves_the_image_unwritten() {
     )
     .unwrap();
     assert!(image_of(&module).is_some());
-    let instantiate = |table_size: u32| {
+    // Also loaded anew from a file each time, so that the warm memory found is one of
+    // another load of the file, with the image mapped from it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trapping.kiln");
+    std::fs::write(&path, module.serialize().unwrap()).unwrap();
+    let instantiate = |table_size: u32, from_file: bool| {
+        let module = if from_file {
+            // SAFETY: the file holds an artifact this engine serialized and is not changed.
+            unsafe { Module::deserialize_file_unchecked(&engine, &path) }.unwrap()
+        } else {
+            module.clone()
+        };
         let mut store = Store::new(&engine, ());
         let ty = kiln::TableType {
             element: kiln::RefType::FuncRef,
@@ -231,9 +242,11 @@ fn a_trapping_element_segment_leaves_the_image_unwritten() {
     };
     // With room for both segments the data is there; the memory's reservation then goes
     // back to the pool with the image in place, and the failing instantiation may get it.
-    for _ in 0..3 {
-        assert_eq!(instantiate(10), (true, i32::from(b'd')));
-        assert_eq!(instantiate(2), (false, 0));
+    for from_file in [false, true, false, true] {
+        for _ in 0..3 {
+            assert_eq!(instantiate(10, from_file), (true, i32::from(b'd')));
+            assert_eq!(instantiate(2, from_file), (false, 0));
+        }
     }
 }
 
