@@ -299,8 +299,10 @@ impl Module {
         Ok(Module::from_loaded(engine, loaded))
     }
 
-    /// Maps an artifact file (private, copy-on-write) and loads it in checked mode, as
-    /// [`Module::deserialize`]. The mapping is zero-copy: the code runs from the file's pages.
+    /// Loads an artifact file in checked mode, as [`Module::deserialize`]. The code is
+    /// zero-copy: it runs from the file's pages, mapped executable. The rest is read into
+    /// memory when the file is small (up to 128 KiB, where one read costs less than mapping
+    /// and faulting in pages) and mapped private (copy-on-write) otherwise.
     ///
     /// # Safety
     /// As for [`Module::deserialize`]; in addition the file must not be modified or truncated
