@@ -86,26 +86,7 @@ impl Storage {
 #[derive(Debug)]
 struct ArtifactFile {
     file: std::fs::File,
-    identity: FileIdentity,
-}
-
-/// What names an artifact file across loads (see [`crate::memory::ImageOrigin::File`]).
-#[derive(Clone, Copy, Debug)]
-struct FileIdentity {
-    device: u64,
-    inode: u64,
-    modified: (i64, i64),
-}
-
-impl FileIdentity {
-    fn of(metadata: &std::fs::Metadata) -> FileIdentity {
-        use std::os::unix::fs::MetadataExt;
-        FileIdentity {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            modified: (metadata.mtime(), metadata.mtime_nsec()),
-        }
-    }
+    identity: crate::memory::FileIdentity,
 }
 
 static FORCE_IMAGE_COPY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -340,7 +321,7 @@ impl LoadedModule {
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let stat = file.metadata().map_err(io)?;
-        let identity = FileIdentity::of(&stat);
+        let identity = crate::memory::FileIdentity::of(&stat);
         let len = usize::try_from(stat.len()).map_err(|_| ArtifactError::BadMagic)?;
         let storage = if len <= READ_AT_MOST {
             let bytes = crate::sys::read_file_start(&file, len).map_err(io)?;
@@ -535,9 +516,7 @@ impl LoadedModule {
             Some(ArtifactFile { file, identity }) => {
                 let offset = self.header.data.offset + u64::from(image.bytes.start.to_native());
                 let origin = crate::memory::ImageOrigin::File {
-                    device: identity.device,
-                    inode: identity.inode,
-                    modified: identity.modified,
+                    file: *identity,
                     checksum: self.header.checksum,
                     offset,
                 };

@@ -40,17 +40,36 @@ pub enum ImageOrigin {
     /// checksum must match as well. Discarding a warm memory's written pages shows the
     /// file's current bytes, as a new mapping of the same range would.
     File {
-        /// `st_dev` of the file.
-        device: u64,
-        /// `st_ino` of the file.
-        inode: u64,
-        /// Modification time: seconds and nanoseconds.
-        modified: (i64, i64),
+        /// Which file.
+        file: FileIdentity,
         /// The checksum in the artifact's header.
         checksum: u128,
         /// Where the image starts in the file.
         offset: u64,
     },
+}
+
+/// What names a file across opens of it: device, inode and modification time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// `st_dev`.
+    pub device: u64,
+    /// `st_ino`.
+    pub inode: u64,
+    /// Modification time: seconds and nanoseconds.
+    pub modified: (i64, i64),
+}
+
+impl FileIdentity {
+    /// The identity of the file `metadata` describes.
+    pub fn of(metadata: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+        }
+    }
 }
 
 /// A memory image: where its bytes come from, where they go in the memory, how many.
