@@ -32,7 +32,7 @@ use crate::error::ArtifactError;
 /// First bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"\0KILNART";
 /// Version of the file layout and of the archived metadata types.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 512;
 /// The Kiln version written into artifacts and required when loading them.

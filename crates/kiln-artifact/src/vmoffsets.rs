@@ -128,11 +128,15 @@ pub enum Builtin {
     /// signature ids matched when the id is a hash (a long signature), so ids never have to
     /// be trusted to be unique.
     SignatureCheck,
+    /// `fn(vmctx, table: u32, index: u32) -> *const VMFuncRef`: element `index` (in
+    /// bounds) of a `funcref` table whose word is 0, not written since instantiation: the
+    /// value its segments gave it, which the runtime writes back (tagged) for the next read.
+    TableGetLazy,
 }
 
 impl Builtin {
     /// Number of builtins.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 12;
 
     /// Offset of this builtin's pointer in `VMBuiltinFunctions`.
     pub const fn offset(self, pointer_size: u8) -> u32 {

@@ -22,6 +22,7 @@ pub static BUILTINS: VMBuiltinFunctions = VMBuiltinFunctions {
     table_init,
     elem_drop,
     signature_check,
+    table_get_lazy,
 };
 
 /// The instance whose vmctx generated code passed.
@@ -197,4 +198,13 @@ unsafe extern "C" fn signature_check(
         Some(actual) if expected.matches(actual) => 0,
         _ => 1,
     }
+}
+
+/// `Builtin::TableGetLazy`: element `index` of `table`, which the caller found unwritten.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn table_get_lazy(vmctx: *mut u8, table: u32, index: u32) -> *const VMFuncRef {
+    // SAFETY: generated code passes its own live vmctx.
+    unsafe { caller(vmctx) }.table_get_lazy(table, index)
 }

@@ -12,7 +12,7 @@ use kiln_artifact::{
 
 use crate::instance::Instance;
 use crate::memory::Memory;
-use crate::table::Table;
+use crate::table::{SegmentItems, Table};
 use crate::vmcontext::{VMFuncRef, VMGlobalDefinition, ValRaw};
 
 /// `start + len` lies within `size`.
@@ -161,12 +161,9 @@ impl Instance {
     ) -> Result<(), TrapCode> {
         // SAFETY: called from wasm; see `table`.
         let table = unsafe { self.table(table)? };
-        // SAFETY: only `value`, a valid element (this function's contract), is written.
-        let elements = unsafe { table.elements_mut() };
-        let range = dst as usize..dst as usize + len as usize;
-        let slots = elements.get_mut(range).ok_or(TrapCode::TableOutOfBounds)?;
-        slots.fill(value as usize as *const VMFuncRef);
-        Ok(())
+        // SAFETY: `value` is a valid element (this function's contract).
+        let filled = unsafe { table.fill(dst, value as usize as *const VMFuncRef, len) };
+        filled.then_some(()).ok_or(TrapCode::TableOutOfBounds)
     }
 
     /// `table.copy`: `len` elements from `src` in `src_table` to `dst` in `dst_table`; the
@@ -179,31 +176,31 @@ impl Instance {
         src: u32,
         len: u32,
     ) -> Result<(), TrapCode> {
-        let (dst, src, len) = (dst as usize, src as usize, len as usize);
         let dst_ptr = self.table_ptrs.get(dst_table as usize);
-        if dst_ptr.is_some() && dst_ptr == self.table_ptrs.get(src_table as usize) {
-            // SAFETY: called from wasm; see `table`. Only elements already in the table are
-            // written back.
-            let elements = unsafe { self.table(dst_table)?.elements_mut() };
-            if src + len > elements.len() || dst + len > elements.len() {
-                return Err(TrapCode::TableOutOfBounds);
+        let copied = if dst_ptr.is_some() && dst_ptr == self.table_ptrs.get(src_table as usize) {
+            // SAFETY: called from wasm; see `table`.
+            unsafe { self.table(dst_table)? }.copy_within(dst, src, len)
+        } else {
+            // SAFETY: called from wasm; see `table`. The two tables are different objects
+            // (their pointers differ), so the two references do not alias. Elements of the
+            // source table are valid in the destination (validation matched their types).
+            unsafe {
+                let from = self.table(src_table)?;
+                self.table(dst_table)?.copy_from(from, dst, src, len)
             }
-            elements.copy_within(src..src + len, dst);
-            return Ok(());
+        };
+        copied.then_some(()).ok_or(TrapCode::TableOutOfBounds)
+    }
+
+    /// Element `index` of `table`, which generated code found unwritten
+    /// (`Builtin::TableGetLazy`), written back so the next read takes the fast path. Null
+    /// if out of bounds (code checks bounds first).
+    pub fn table_get_lazy(&self, table: u32, index: u32) -> *const VMFuncRef {
+        // SAFETY: called from wasm; see `table`.
+        match unsafe { self.table(table) } {
+            Ok(table) => table.get_and_keep(index).unwrap_or(std::ptr::null()),
+            Err(_) => std::ptr::null(),
         }
-        // SAFETY: called from wasm; see `table`. The two tables are different objects
-        // (their pointers differ), so the two references do not alias. Elements of the
-        // source table are valid in the destination (validation matched their types).
-        unsafe {
-            let from = self.table(src_table)?.elements_mut();
-            let from = from.get(src..src + len).ok_or(TrapCode::TableOutOfBounds)?;
-            let to = self.table(dst_table)?.elements_mut();
-            let to = to
-                .get_mut(dst..dst + len)
-                .ok_or(TrapCode::TableOutOfBounds)?;
-            to.copy_from_slice(from);
-        }
-        Ok(())
     }
 
     /// Number of items of element segment `elem`, 0 once dropped.
@@ -213,10 +210,7 @@ impl Instance {
             .get(elem as usize)
             .is_none_or(|d| d.get());
         match self.info().elements.get(ElemIndex(elem)) {
-            Some(seg) if !dropped => match &seg.items {
-                ArchivedElemItems::Functions(fs) => fs.len(),
-                ArchivedElemItems::Exprs(es) => es.len(),
-            },
+            Some(seg) if !dropped => segment_len(&seg.items),
             _ => 0,
         }
     }
@@ -233,40 +227,17 @@ impl Instance {
         let items = self.elem_len(elem);
         // SAFETY: called from wasm or instantiation; see `table`.
         let table = unsafe { self.table(table)? };
-        let (dst, src, len) = (dst as usize, src as usize, len as usize);
-        if src + len > items || dst + len > table.size() as usize {
+        if src as usize + len as usize > items
+            || dst as usize + len as usize > table.size() as usize
+        {
             return Err(TrapCode::TableOutOfBounds);
         }
-        if len == 0 {
-            return Ok(());
-        }
-        // SAFETY: segment items are this instance's func refs, or constant references whose
-        // type the checked metadata matched with the table's element type.
-        let elements = unsafe { table.elements_mut() };
-        let out = &mut elements[dst..dst + len];
-        // `items > 0`, so the segment exists; looked up once, not per item.
-        let info = self.info();
-        match &info.elements[ElemIndex(elem)].items {
-            ArchivedElemItems::Functions(fs) => {
-                let functions = info.functions.len();
-                let first = self.offsets.func_ref(0) as usize;
-                let stride = kiln_artifact::vmoffsets::func_ref::SIZE as usize;
-                for (slot, f) in out.iter_mut().zip(&fs[src..src + len]) {
-                    let f = f.0.to_native() as usize;
-                    *slot = if f < functions {
-                        // In bounds: the vmctx holds a func ref slot for every function.
-                        self.vmctx.as_ptr().wrapping_add(first + f * stride).cast()
-                    } else {
-                        std::ptr::null()
-                    };
-                }
-            }
-            ArchivedElemItems::Exprs(es) => {
-                for (slot, e) in out.iter_mut().zip(&es[src..src + len]) {
-                    *slot = self.const_value(e).get_u64() as usize as *const VMFuncRef;
-                }
-            }
-        }
+        let values = (src..src + len).map(|item| self.segment_item(elem, item));
+        // SAFETY: segment items are this instance's func refs, filled by `segment_item`, or
+        // constant references whose type the checked metadata matched with the table's
+        // element type.
+        let written = unsafe { table.write(dst, values) };
+        debug_assert!(written, "bounds checked above");
         Ok(())
     }
 
@@ -277,10 +248,12 @@ impl Instance {
         }
     }
 
-    /// The `VMFuncRef` of function `func` in this instance's vmctx (null if out of range).
+    /// The `VMFuncRef` of function `func` in this instance's vmctx, filled if it was not
+    /// yet (null if out of range). Every pointer to a func ref of this instance that code
+    /// or the host can see comes from here or from instantiation's eager writes.
     pub fn func_ref_ptr(&self, func: u32) -> *const VMFuncRef {
         if (func as usize) < self.info().functions.len() {
-            self.vmctx.field::<VMFuncRef>(self.offsets.func_ref(func))
+            self.filled_func_ref(kiln_artifact::FuncIndex(func))
         } else {
             std::ptr::null()
         }
@@ -325,5 +298,31 @@ impl Instance {
                 ValRaw::from_u64(self.func_ref_ptr(f.native().0) as u64)
             }
         }
+    }
+}
+
+impl SegmentItems for Instance {
+    fn segment_item(&self, elem: u32, item: u32) -> *const VMFuncRef {
+        let Some(segment) = self.info().elements.get(ElemIndex(elem)) else {
+            return std::ptr::null();
+        };
+        match &segment.items {
+            ArchivedElemItems::Functions(fs) => match fs.get(item as usize) {
+                Some(f) => self.func_ref_ptr(f.0.to_native()),
+                None => std::ptr::null(),
+            },
+            ArchivedElemItems::Exprs(es) => match es.get(item as usize) {
+                Some(e) => self.const_value(e).get_u64() as usize as *const VMFuncRef,
+                None => std::ptr::null(),
+            },
+        }
+    }
+}
+
+/// Number of items of an element segment.
+pub(crate) fn segment_len(items: &ArchivedElemItems) -> usize {
+    match items {
+        ArchivedElemItems::Functions(fs) => fs.len(),
+        ArchivedElemItems::Exprs(es) => es.len(),
     }
 }

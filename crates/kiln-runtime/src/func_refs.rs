@@ -1,19 +1,24 @@
-//! Which defined functions can have their func ref observed, so that instantiation fills
-//! only those slots of the vmctx instead of one per function.
+//! Which defined functions' func refs instantiation writes, so that it fills only those
+//! slots of the vmctx instead of one per function, and the record of which slots an
+//! instance has filled since.
 //!
-//! Code reaches a func ref only through element segments (tables, `table.init`), global
-//! initialisers and `ref.func` in bodies, which the compiler lists
-//! (`ModuleInfo::ref_funcs_in_code`); the start function is called by the host; calls
-//! between functions use code addresses, not func refs. An exported function's func ref is
-//! not among them unless code names it: it is filled when the host first asks for it
-//! (`StoreOpaque::wasm_func_ref`, which every way of handing a function to the host, to a
-//! table, a global or another instance goes through), so instantiation does nothing per
-//! export. Derived from the metadata once per module. The code was compiled against the
-//! same metadata, which unchecked and sealed loads trust; after a checked load, whose
-//! metadata may have been edited (checksum recomputed) to name fewer functions than the
-//! code refers to, every slot is filled instead.
+//! Code reaches a func ref through `ref.func` in bodies (the compiler lists their targets,
+//! `ModuleInfo::ref_funcs_in_code`), element segments and global initialisers. Only the
+//! first kind is written at instantiation: code computes those addresses itself. The
+//! others pass through [`crate::instance::Instance::filled_func_ref`], which fills a slot
+//! the first time its pointer is handed out: a table element when something first reads
+//! it (`crate::table`), a global's value when instantiation evaluates it. The host reaches
+//! func refs the same way (`StoreOpaque::wasm_func_ref`, which every way of handing a
+//! function to the host, a table, a global or another instance goes through), so
+//! instantiation does nothing per export or per element. Derived from the metadata once
+//! per module. The code was compiled against the same metadata, which unchecked and
+//! sealed loads trust; after a checked load, whose metadata may have been edited (checksum
+//! recomputed) to name fewer functions than the code refers to, every slot is filled
+//! instead.
 
-use kiln_artifact::{ArchivedConstExpr, ArchivedElemItems, ArchivedModuleInfo};
+use std::cell::Cell;
+
+use kiln_artifact::ArchivedModuleInfo;
 
 /// What instantiation writes into the func ref slot of one defined function.
 #[derive(Clone, Copy, Debug)]
@@ -28,27 +33,33 @@ pub struct EscapingFunc {
 
 /// One bit per defined function of an instance: whether its func ref slot was written. A
 /// set made for fewer functions answers `false` past its end and records nothing there, so
-/// those slots are written again on each request (the same bytes each time).
+/// those slots are written again on each request (the same bytes each time). Cells, since
+/// slots are filled through shared references to the instance (from builtins and tables).
 #[derive(Clone, Debug)]
-pub struct FuncRefsFilled(Vec<u64>);
+pub struct FuncRefsFilled(Vec<Cell<u64>>);
 
 impl FuncRefsFilled {
     /// None of `defined_funcs` slots written.
     pub fn new(defined_funcs: u32) -> FuncRefsFilled {
-        FuncRefsFilled(vec![0; defined_funcs.div_ceil(64) as usize])
+        FuncRefsFilled(vec![Cell::new(0); defined_funcs.div_ceil(64) as usize])
+    }
+
+    /// The slots whose bits are set in `bits` written.
+    pub fn from_bits(bits: &[u64]) -> FuncRefsFilled {
+        FuncRefsFilled(bits.iter().map(|&w| Cell::new(w)).collect())
     }
 
     /// Whether the slot of defined function `defined` was written.
     pub fn contains(&self, defined: u32) -> bool {
         let (word, bit) = (defined as usize / 64, defined % 64);
-        self.0.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        self.0.get(word).is_some_and(|w| w.get() & (1 << bit) != 0)
     }
 
     /// Records that the slot of defined function `defined` was written.
-    pub fn insert(&mut self, defined: u32) {
+    pub fn insert(&self, defined: u32) {
         let (word, bit) = (defined as usize / 64, defined % 64);
-        if let Some(w) = self.0.get_mut(word) {
-            *w |= 1 << bit;
+        if let Some(w) = self.0.get(word) {
+            w.set(w.get() | 1 << bit);
         }
     }
 }
@@ -59,8 +70,8 @@ impl FuncRefsFilled {
 pub struct EscapingFuncs {
     /// In index order.
     pub funcs: Vec<EscapingFunc>,
-    /// Their bits.
-    pub filled: FuncRefsFilled,
+    /// Their bits, as [`FuncRefsFilled`] holds them.
+    pub filled: Vec<u64>,
 }
 
 /// The defined functions of `info` whose func refs can be observed, in index order; with
@@ -71,20 +82,7 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> EscapingFuncs {
     if all {
         indices.extend(imported..info.functions.len() as u32);
     }
-    let ref_func = |e: &ArchivedConstExpr| match e {
-        ArchivedConstExpr::RefFunc(f) => Some(f.0.to_native()),
-        _ => None,
-    };
-    for (_, segment) in info.elements.iter() {
-        match &segment.items {
-            ArchivedElemItems::Functions(fs) => indices.extend(fs.iter().map(|f| f.0.to_native())),
-            ArchivedElemItems::Exprs(es) => indices.extend(es.iter().filter_map(ref_func)),
-        }
-    }
     indices.extend(info.ref_funcs_in_code.iter().map(|f| f.0.to_native()));
-    for (_, global) in info.globals.iter() {
-        indices.extend(global.init.as_ref().and_then(ref_func));
-    }
     indices.extend(info.start.as_ref().map(|s| s.0.to_native()));
     indices.sort_unstable();
     indices.dedup();
@@ -101,9 +99,11 @@ pub fn escaping_funcs(info: &ArchivedModuleInfo, all: bool) -> EscapingFuncs {
             })
         })
         .collect();
-    let mut filled = FuncRefsFilled::new((info.functions.len() as u32).saturating_sub(imported));
+    let defined = (info.functions.len() as u32).saturating_sub(imported);
+    let mut filled = vec![0u64; defined.div_ceil(64) as usize];
     for f in &funcs {
-        filled.insert(f.index - imported);
+        let defined = f.index - imported;
+        filled[defined as usize / 64] |= 1 << (defined % 64);
     }
     EscapingFuncs { funcs, filled }
 }

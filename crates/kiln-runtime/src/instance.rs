@@ -11,6 +11,7 @@ use crate::ids::{FuncId, GlobalId, InstanceId, MemoryId, TableId};
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
 use crate::table::Table;
+use crate::vmcontext::VMFuncRef;
 
 /// The 16-aligned allocation holding a `VMContext`: zeroed, but for the func refs of
 /// defined functions, which are written before anything reads them
@@ -122,6 +123,38 @@ impl Instance {
         } else {
             FuncId::wasm(self.id, DefinedFuncIndex(index.0 - imported))
         }
+    }
+
+    /// The func ref slot of function `index` (in range), written first if it was not: the
+    /// one way, besides instantiation's eager writes ([`crate::func_refs`]), that a pointer
+    /// to a func ref of this instance is made.
+    pub fn filled_func_ref(&self, index: FuncIndex) -> *mut VMFuncRef {
+        let slot = self
+            .vmctx
+            .field::<VMFuncRef>(self.offsets.func_ref(index.0));
+        let info = self.info();
+        let Some(defined) = index.0.checked_sub(info.num_imported_funcs.to_native()) else {
+            // Imported: written when the import was linked.
+            return slot;
+        };
+        if !self.func_refs_filled.contains(defined) {
+            let body = info.compiled[DefinedFuncIndex(defined)]
+                .body
+                .start
+                .to_native();
+            let func_ref = VMFuncRef {
+                wasm_call: self.module.code_base().wrapping_add(body as usize),
+                vmctx: self.vmctx.as_ptr(),
+                type_id: info.functions[index].signature.native().0,
+            };
+            // SAFETY: the slot lies in this live vmctx (bounds-checked by `field`). Wasm may
+            // be running (a builtin or a host function it called may get here), but nothing
+            // reads this slot yet: no pointer to an unfilled slot was ever handed out, since
+            // every way to make one comes through here.
+            unsafe { slot.write(func_ref) };
+            self.func_refs_filled.insert(defined);
+        }
+        slot
     }
 
     /// Checks the magic and returns the instance that owns `vmctx`.

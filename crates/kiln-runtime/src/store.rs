@@ -342,27 +342,9 @@ impl StoreOpaque {
         let FuncOwner::Wasm(instance, index) = func.owner() else {
             unreachable!("wasm_func_ref of a host function")
         };
-        let instance = &mut self.instances[instance.0 as usize];
-        let info = instance.module.info();
-        let func_index = index.0 + info.num_imported_funcs.to_native();
-        let slot = instance
-            .vmctx
-            .field::<VMFuncRef>(instance.offsets.func_ref(func_index));
-        if !instance.func_refs_filled.contains(index.0) {
-            let body = info.compiled[index].body.start.to_native() as usize;
-            let func_ref = VMFuncRef {
-                wasm_call: instance.module.code_base().wrapping_add(body),
-                vmctx: instance.vmctx.as_ptr(),
-                type_id: info.functions[FuncIndex(func_index)].signature.native().0,
-            };
-            // SAFETY: the slot lies in the live vmctx of the instance (bounds-checked by
-            // `field`). Wasm may be on the stack (a host function called by it may get here),
-            // but nothing reads this slot yet: no pointer to an unfilled slot was ever handed
-            // out, since every way to obtain one comes through here.
-            unsafe { slot.write(func_ref) };
-            instance.func_refs_filled.insert(index.0);
-        }
-        slot.cast_const()
+        let instance = &self.instances[instance.0 as usize];
+        let func_index = index.0 + instance.info().num_imported_funcs.to_native();
+        instance.filled_func_ref(FuncIndex(func_index))
     }
 
     /// The exact type of the function a `VMFuncRef` pointer names, if it is one of this

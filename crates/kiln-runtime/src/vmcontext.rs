@@ -221,6 +221,8 @@ pub struct VMBuiltinFunctions {
     pub elem_drop: unsafe extern "C" fn(*mut u8, u32),
     /// `Builtin::SignatureCheck`.
     pub signature_check: unsafe extern "C" fn(*mut u8, u32, *const VMFuncRef) -> u32,
+    /// `Builtin::TableGetLazy`.
+    pub table_get_lazy: unsafe extern "C" fn(*mut u8, u32, u32) -> *const VMFuncRef,
 }
 
 const _: () = {
@@ -239,6 +241,9 @@ const _: () = {
     assert!(
         offset_of!(VMBuiltinFunctions, signature_check)
             == Builtin::SignatureCheck.offset(p) as usize
+    );
+    assert!(
+        offset_of!(VMBuiltinFunctions, table_get_lazy) == Builtin::TableGetLazy.offset(p) as usize
     );
     assert!(size_of::<VMBuiltinFunctions>() == Builtin::COUNT as usize * size_of::<usize>());
 };

@@ -69,7 +69,7 @@ impl FuncTranslator<'_, '_> {
         let params = self.popn(num_params);
 
         let slot = self.table_slot(table, index, TrapCode::IndirectCallOutOfBounds);
-        let funcref = self.load_vm(POINTER_TYPE, slot, 0);
+        let funcref = self.load_element(table, index, slot);
         self.builder
             .ins()
             .trapz(funcref, clif_trap(TrapCode::IndirectCallToNull));

@@ -4,16 +4,21 @@
 //!
 //! A reference is one pointer-sized value, 0 meaning null: a `funcref` points to a
 //! `VMFuncRef` (for `ref.func`, the one in the instance's own vmctx), an `externref` is an
-//! opaque handle that only the runtime interprets. Table elements hold the same values.
+//! opaque handle that only the runtime interprets. `externref` table elements hold the
+//! same values; `funcref` table elements hold them tagged, so that instantiation can leave
+//! them unwritten ([`FuncTranslator::load_element`]).
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{InstBuilder, Value, types};
+use cranelift_codegen::ir::{BlockArg, InstBuilder, Value, types};
 use kiln_artifact::vmoffsets::table_definition;
-use kiln_artifact::{Builtin, TableIndex, TrapCode};
+use kiln_artifact::{Builtin, RefType, TableIndex, TrapCode};
 use wasmparser::Operator;
 
 use super::FuncTranslator;
 use crate::abi::{POINTER_TYPE, clif_trap};
+
+/// The tag of a written element of a `funcref` table (`kiln-runtime`'s `table::WRITTEN`).
+const WRITTEN: i64 = 1;
 
 impl FuncTranslator<'_, '_> {
     /// Translates a table or reference operator.
@@ -21,15 +26,22 @@ impl FuncTranslator<'_, '_> {
         match *op {
             Operator::TableGet { table } => {
                 let index = self.pop();
-                let slot = self.table_slot(TableIndex(table), index, TrapCode::TableOutOfBounds);
-                let v = self.load_vm(POINTER_TYPE, slot, 0);
+                let table = TableIndex(table);
+                let slot = self.table_slot(table, index, TrapCode::TableOutOfBounds);
+                let v = self.load_element(table, index, slot);
                 self.push(v);
             }
             Operator::TableSet { table } => {
                 let value = self.pop();
                 let index = self.pop();
-                let slot = self.table_slot(TableIndex(table), index, TrapCode::TableOutOfBounds);
-                self.store_vm(value, slot, 0);
+                let table = TableIndex(table);
+                let slot = self.table_slot(table, index, TrapCode::TableOutOfBounds);
+                let word = if self.is_funcref_table(table) {
+                    self.builder.ins().bor_imm_u(value, WRITTEN)
+                } else {
+                    value
+                };
+                self.store_vm(word, slot, 0);
             }
             Operator::TableSize { table } => {
                 let (def, offset) = self.table_definition(TableIndex(table));
@@ -104,6 +116,37 @@ impl FuncTranslator<'_, '_> {
             }
             _ => unreachable!("not a table operator: {op:?}"),
         }
+    }
+
+    fn is_funcref_table(&self, table: TableIndex) -> bool {
+        self.module.info.tables[table].element == RefType::FuncRef
+    }
+
+    /// The reference stored at `slot`, element `index` of `table`. A `funcref` table holds
+    /// tagged words (`kiln-runtime`'s `table.rs`): a non-zero word is the reference with
+    /// bit 0 set, and 0 an element not written since instantiation, whose value the
+    /// runtime computes from the segments and writes back, out of line.
+    pub(super) fn load_element(&mut self, table: TableIndex, index: Value, slot: Value) -> Value {
+        let word = self.load_vm(POINTER_TYPE, slot, 0);
+        if !self.is_funcref_table(table) {
+            return word;
+        }
+        let unwritten = self.builder.create_block();
+        let done = self.builder.create_block();
+        let value = self.builder.append_block_param(done, POINTER_TYPE);
+        let untagged = self.builder.ins().band_imm_s(word, !WRITTEN);
+        self.builder
+            .ins()
+            .brif(word, done, &[BlockArg::Value(untagged)], unwritten, &[]);
+        self.builder.set_cold_block(unwritten);
+        self.builder.seal_block(unwritten);
+        self.builder.switch_to_block(unwritten);
+        let table = self.const_u32(table.0);
+        let computed = self.call_builtin(Builtin::TableGetLazy, &[table, index])[0];
+        self.builder.ins().jump(done, &[BlockArg::Value(computed)]);
+        self.builder.seal_block(done);
+        self.builder.switch_to_block(done);
+        value
     }
 
     /// The `VMTableDefinition` of `table`: a pointer and an offset from it.

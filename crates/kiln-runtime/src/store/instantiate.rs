@@ -8,8 +8,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use kiln_artifact::{
-    ArchivedDataKind, ArchivedElemItems, ArchivedElemKind, ArchivedMemoryImage, ArchivedModuleInfo,
-    EntityIndex, MemoryType,
+    ArchivedDataKind, ArchivedElemKind, ArchivedMemoryImage, ArchivedModuleInfo, EntityIndex,
+    MemoryType, RefType,
 };
 
 use super::convert::{global_type, table_type};
@@ -18,10 +18,11 @@ use super::{
     MemoryId, StoreOpaque, TableId, Trap,
 };
 use crate::builtins::BUILTINS;
+use crate::bulk::segment_len;
 use crate::instance::{Instance, VMContextAlloc};
 use crate::loader::LoadedModule;
 use crate::memory::Memory;
-use crate::table::Table;
+use crate::table::{InitialElements, Table};
 use crate::vmcontext::{
     VMFuncRef, VMFunctionImport, VMGlobalDefinition, VMMemoryDefinition, VMStoreContext,
     VMTableDefinition, ValRaw,
@@ -363,6 +364,13 @@ impl StoreOpaque {
             // SAFETY: null is a valid element of every table.
             let mut table = unsafe { Table::new(ty, std::ptr::null(), self.limits.table_elements) }
                 .map_err(InstantiateError::Resource)?;
+            if ty.element == RefType::FuncRef {
+                let source: *const Instance = &raw const *instance;
+                // SAFETY: the instance is boxed and kept by the store as long as the table
+                // (`instantiate` keeps it even if initialisation fails), and its segment
+                // items are its own func refs or constant funcrefs: valid elements.
+                table.set_initial(unsafe { InitialElements::new(source) });
+            }
             let defined = i.0 - info.num_imported_tables.to_native();
             let slot = vm.field::<VMTableDefinition>(offsets.defined_table(defined));
             // SAFETY: the slot lies in the vmctx, which lives as long as the store that owns
@@ -413,7 +421,8 @@ impl StoreOpaque {
     /// Writes the element segments, then the data segments (or the memory image), as
     /// WebAssembly 2.0 instantiation does: each active segment as `table.init` or
     /// `memory.init` followed by its drop. The first that does not fit traps, leaving the
-    /// writes before it in place.
+    /// writes before it in place. A segment for a `funcref` table of this instance is only
+    /// placed, not written ([`place_segment`]).
     fn write_segments(
         &mut self,
         instance: &Instance,
@@ -423,14 +432,14 @@ impl StoreOpaque {
         for (e, seg) in info.elements.iter() {
             match &seg.kind {
                 ArchivedElemKind::Active { table, offset } => {
+                    let table = table.native().0;
                     let dst = instance.const_value(offset).get_u32();
-                    let len = match &seg.items {
-                        ArchivedElemItems::Functions(fs) => fs.len(),
-                        ArchivedElemItems::Exprs(es) => es.len(),
-                    } as u32;
-                    instance
-                        .table_init(table.native().0, e.0, dst, 0, len)
-                        .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                    let len = segment_len(&seg.items) as u32;
+                    if !place_segment(instance, table, e.0, dst, len) {
+                        instance
+                            .table_init(table, e.0, dst, 0, len)
+                            .map_err(|code| InstantiateError::Trap(Trap::new(code)))?;
+                    }
                     instance.elem_drop(e.0);
                 }
                 ArchivedElemKind::Declared => instance.elem_drop(e.0),
@@ -488,6 +497,23 @@ impl StoreOpaque {
     }
 }
 
+/// Places active element segment `elem` in table `table` of `instance` without writing it,
+/// if the table is one of the instance's own `funcref` tables and the segment fits: its
+/// elements read as the segment's items until written (`crate::table`). Segments for
+/// imported tables, which other instances may already have written, and those that do not
+/// fit (which trap) take the eager path.
+fn place_segment(instance: &Instance, table: u32, elem: u32, dst: u32, len: u32) -> bool {
+    if table < instance.info().num_imported_tables.to_native() {
+        return false;
+    }
+    let Some(&table) = instance.table_ptrs.get(table as usize) else {
+        return false;
+    };
+    // SAFETY: tables are boxed in the store, which instantiation holds mutably, so no other
+    // reference to this one is alive.
+    unsafe { &mut *table }.place_segment(elem, dst, len)
+}
+
 /// Writes the func refs of the defined functions code can reach; the other slots are
 /// written when the host first asks for them (`StoreOpaque::wasm_func_ref`).
 fn write_reachable_func_refs(instance: &mut Instance, module: &LoadedModule) {
@@ -505,5 +531,5 @@ fn write_reachable_func_refs(instance: &mut Instance, module: &LoadedModule) {
             })
         };
     }
-    instance.func_refs_filled = escaping.filled.clone();
+    instance.func_refs_filled = crate::func_refs::FuncRefsFilled::from_bits(&escaping.filled);
 }
