@@ -43,6 +43,7 @@ pub mod memory;
 pub mod store;
 pub mod sys;
 pub mod table;
+pub mod table_words;
 pub mod traphandlers;
 pub mod vmcontext;
 

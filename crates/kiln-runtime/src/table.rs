@@ -15,6 +15,7 @@
 
 use kiln_artifact::{RefType, TableType};
 
+use crate::table_words::Words;
 use crate::vmcontext::{VMFuncRef, VMTableDefinition};
 
 /// Upper bound on table sizes, to keep a hostile `table.grow` from exhausting memory.
@@ -82,7 +83,7 @@ impl InitialElements {
 /// `VMTableDefinition` lives.
 #[derive(Debug)]
 pub struct Table {
-    words: Vec<usize>,
+    words: Words,
     ty: TableType,
     /// The store's limit on its size.
     limit: u32,
@@ -116,7 +117,7 @@ impl Table {
             ));
         }
         let mut table = Box::new(Table {
-            words: Vec::new(),
+            words: Words::new(0, 0).expect("an empty table needs no memory"),
             ty,
             limit,
             definition: std::ptr::null_mut(),
@@ -130,7 +131,8 @@ impl Table {
         } else {
             table.encode(init)
         };
-        table.words = vec![word; ty.min as usize];
+        table.words = Words::new(ty.min as usize, word)
+            .ok_or_else(|| format!("no memory for a table of {} elements", ty.min))?;
         let mut own = Box::new(VMTableDefinition {
             base: table.words.as_mut_ptr().cast(),
             current_elements: ty.min,
@@ -358,7 +360,7 @@ impl Table {
         }
         // Written, even if null: the initial elements only reach the first `min`.
         let word = self.encode(init);
-        self.words.resize(new as usize, word);
+        self.words.grow(new as usize, word)?;
         self.sync();
         Some(old)
     }
