@@ -222,6 +222,25 @@ impl ArchivedTrapTable {
         Some(((page as u32) << PAGE_BITS) | u32::from(low))
     }
 
+    /// [`ArchivedTrapTable::code_offset`] for records visited in increasing order: `page`
+    /// holds where the previous call ended (0 before the first), so a walk over the table
+    /// steps once per page instead of searching the pages once per record.
+    pub fn code_offset_from(&self, i: usize, page: &mut usize) -> Option<u32> {
+        let low = self.low_offsets.get(i)?.to_native();
+        let starts_by = |p: usize| {
+            self.pages
+                .get(p)
+                .is_some_and(|s| s.to_native() as usize <= i)
+        };
+        if !starts_by(*page) {
+            return None;
+        }
+        while starts_by(*page + 1) {
+            *page += 1;
+        }
+        Some(((*page as u32) << PAGE_BITS) | u32::from(low))
+    }
+
     /// The records, in code order (after [`ArchivedTrapTable::check`]).
     pub fn iter(&self) -> impl Iterator<Item = TrapRecord> + '_ {
         self.pages
@@ -351,6 +370,13 @@ mod tests {
             archived.check(0x3_0002).is_err(),
             "a record at the end of the code"
         );
+        // The walking lookup agrees with the searching one, across the empty page too.
+        let mut page = 0;
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(archived.code_offset(i), Some(r.code_offset));
+            assert_eq!(archived.code_offset_from(i, &mut page), Some(r.code_offset));
+        }
+        assert_eq!(archived.code_offset_from(records.len(), &mut page), None);
     }
 
     #[test]

@@ -206,6 +206,7 @@ pub fn validate_metadata(
     // last records do: the cost is per function, not per record.
     info.traps.check(code_len).map_err(bad)?;
     let mut next = 0usize;
+    let mut page = 0usize;
     for (index, f) in info.compiled.iter() {
         let count = f.trap_count.to_native() as usize;
         if count == 0 {
@@ -214,9 +215,9 @@ pub fn validate_metadata(
         let body = f.body.native();
         let (start, end) = (body.start, body.start + body.len);
         let last = next + count - 1;
-        let (Some(first_off), Some(last_off)) =
-            (info.traps.code_offset(next), info.traps.code_offset(last))
-        else {
+        let first_off = info.traps.code_offset_from(next, &mut page);
+        let last_off = info.traps.code_offset_from(last, &mut page);
+        let (Some(first_off), Some(last_off)) = (first_off, last_off) else {
             return Err(bad(format!(
                 "defined function {} claims more trap records than there are",
                 index.0
