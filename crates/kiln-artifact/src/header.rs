@@ -31,7 +31,8 @@ use crate::error::ArtifactError;
 
 /// First bytes of every artifact.
 pub const MAGIC: [u8; 8] = *b"\0KILNART";
-/// Version of the file layout and of the archived metadata types.
+/// Version of the file layout, of the archived metadata types and of the contract between
+/// generated code and the runtime (the vmctx layout, builtins, table element encoding).
 pub const FORMAT_VERSION: u32 = 8;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 512;

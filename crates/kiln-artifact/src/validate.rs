@@ -238,15 +238,29 @@ pub fn validate_metadata(
             info.traps.len()
         )));
     }
-    let mut prev = None;
-    for c in info.call_sites.iter() {
-        let off = c.return_offset.to_native();
-        if u64::from(off) > code_len || prev.is_some_and(|p| p >= off) {
-            return Err(bad(format!(
-                "call site returning to code offset {off} is out of range or out of order"
-            )));
-        }
-        prev = Some(off);
+    // One pass without early exits (SQLite has tens of thousands of call sites), then the
+    // slow search for the culprit only if something is wrong.
+    let sites = info.call_sites.as_slice();
+    let sorted = sites.windows(2).fold(true, |ok, w| {
+        ok & (w[0].return_offset.to_native() < w[1].return_offset.to_native())
+    });
+    let in_range = sites
+        .last()
+        .is_none_or(|c| u64::from(c.return_offset.to_native()) <= code_len);
+    if !(sorted && in_range) {
+        let bad_site = sites
+            .iter()
+            .enumerate()
+            .find(|&(i, c)| {
+                let off = c.return_offset.to_native();
+                u64::from(off) > code_len
+                    || i.checked_sub(1)
+                        .is_some_and(|p| sites[p].return_offset.to_native() >= off)
+            })
+            .map_or(0, |(_, c)| c.return_offset.to_native());
+        return Err(bad(format!(
+            "call site returning to code offset {bad_site} is out of range or out of order"
+        )));
     }
     // Imports fill each index space in order, before the definitions.
     let mut next = [0u32; 4];

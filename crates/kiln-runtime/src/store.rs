@@ -338,7 +338,7 @@ impl StoreOpaque {
     /// The func ref of a wasm function: its slot in its instance's vmctx, filled first if
     /// instantiation left it empty (a function whose func ref could not be observed from
     /// the module, but whose id the host holds).
-    fn wasm_func_ref(&mut self, func: FuncId) -> *const VMFuncRef {
+    fn wasm_func_ref(&self, func: FuncId) -> *const VMFuncRef {
         let FuncOwner::Wasm(instance, index) = func.owner() else {
             unreachable!("wasm_func_ref of a host function")
         };

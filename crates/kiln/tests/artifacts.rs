@@ -447,3 +447,54 @@ fn a_shortened_trap_table_is_refused() {
         );
     }
 }
+
+/// Checked loads refuse call-site records (which map return addresses to wasm offsets in
+/// backtraces) that are out of order, repeated or past the code: the runtime binary-searches
+/// them.
+#[test]
+fn call_sites_out_of_order_or_past_the_code_are_refused() {
+    let engine = Engine::default();
+    let wat = r#"(module
+      (func $leaf (result i32) (i32.const 1))
+      (func (export "calls") (result i32)
+        (i32.add (call $leaf) (i32.add (call $leaf) (call $leaf)))))"#;
+    let artifact = Module::new(&engine, wat).unwrap().serialize().unwrap();
+    let header = kiln_artifact::Header::parse(&artifact).unwrap();
+    let info = kiln_artifact::read_metadata(&artifact).unwrap();
+    assert!(info.call_sites.len() >= 3, "{:?}", info.call_sites);
+    let section = |range: kiln_artifact::SectionRange| {
+        &artifact[range.offset as usize..(range.offset + range.len) as usize]
+    };
+    type Edit<'a> = &'a dyn Fn(&mut Vec<kiln_artifact::CallSiteRecord>);
+    let load = |edit: Edit| {
+        let mut info = info.clone();
+        edit(&mut info.call_sites);
+        let forged = kiln_artifact::build_artifact(&kiln_artifact::ArtifactParts {
+            info: &info,
+            code: section(header.code),
+            data: section(header.data),
+            compat: &header.compat,
+            code_alignment: kiln_artifact::header::code_alignment(&header.compat.target).unwrap(),
+        })
+        .unwrap();
+        kiln_artifact::open_checked(&forged, &header.compat).map(|_| ())
+    };
+    assert!(load(&|_| {}).is_ok(), "the unedited records");
+    let code_len = header.code.len as u32;
+    let edits: [(&str, Edit); 4] = [
+        ("swapped", &|s| s.swap(0, 1)),
+        ("repeated", &|s| s[1] = s[0]),
+        ("last past the code", &|s| {
+            s.last_mut().unwrap().return_offset = code_len + 1
+        }),
+        ("first past the code", &|s| {
+            s[0].return_offset = code_len + 1
+        }),
+    ];
+    for (what, edit) in edits {
+        assert!(
+            matches!(load(edit), Err(ArtifactError::InvalidMetadata(_))),
+            "{what}"
+        );
+    }
+}

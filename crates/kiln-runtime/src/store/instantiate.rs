@@ -514,8 +514,9 @@ fn place_segment(instance: &Instance, table: u32, elem: u32, dst: u32, len: u32)
     unsafe { &mut *table }.place_segment(elem, dst, len)
 }
 
-/// Writes the func refs of the defined functions code can reach; the other slots are
-/// written when the host first asks for them (`StoreOpaque::wasm_func_ref`).
+/// Writes the func refs of the defined functions code names with `ref.func` (and the start
+/// function); the other slots are written when a pointer to them is first made
+/// (`Instance::filled_func_ref`).
 fn write_reachable_func_refs(instance: &mut Instance, module: &LoadedModule) {
     let (vm, offsets) = (&instance.vmctx, instance.offsets);
     let code_base = module.code_base();
