@@ -107,13 +107,21 @@ pub struct TrapRecord {
 const PAGE_BITS: u32 = 16;
 
 /// Every trap site of a text section, sorted by code offset, stored by columns: a record
-/// costs 7 bytes (the low 16 bits of its code offset, its code, its wasm offset) instead of
-/// the 12 of a [`TrapRecord`]. Generated code traps at nearly every memory access, so this
-/// table is most of a module's metadata; its size is hashed and validated on checked loads.
+/// usually costs 5 bytes (the low 16 bits of its code offset, its code, its wasm offset as
+/// 16 bits above its page's lowest) instead of the 12 of a [`TrapRecord`]. Generated code
+/// traps at nearly every memory access, so this table is most of a module's metadata; its
+/// size is hashed and validated on checked loads.
 ///
 /// The high bits of a record's code offset are its page: `pages[p]` is the index of the first
 /// record at or after code offset `p << 16`, and the last entry is the number of records, so
 /// the records of page `p` are `pages[p]..pages[p + 1]`.
+///
+/// Wasm offsets come in one of two forms. Narrow, when the known wasm offsets of every page
+/// lie within 65,535 of each other (the code of one 64 KiB page comes from a few nearby
+/// functions; SQLite's widest page spans 59,360 bytes of wasm): `wasm_bases[p]` is page `p`'s
+/// lowest, and `wasm_deltas[i]` record `i`'s distance above it, [`UNKNOWN_DELTA`] for an
+/// unknown offset. Wide otherwise: `wasm_wide[i]` is the offset itself, and the narrow
+/// columns are empty.
 #[derive(
     Clone, Debug, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
@@ -126,8 +134,25 @@ pub struct TrapTable {
     /// Each record's trap code (a [`TrapCode`] as `u8`: checked with one pass over plain
     /// bytes rather than per enum by bytecheck).
     pub codes: Vec<u8>,
-    /// Each record's wasm offset (`u32::MAX` if unknown).
-    pub wasm_offsets: Vec<u32>,
+    /// Narrow form: the lowest known wasm offset of each page (0 if none).
+    pub wasm_bases: Vec<u32>,
+    /// Narrow form: each record's wasm offset above its page's base.
+    pub wasm_deltas: Vec<u16>,
+    /// Wide form: each record's wasm offset (`u32::MAX` if unknown).
+    pub wasm_wide: Vec<u32>,
+}
+
+/// The delta of a record whose wasm offset is unknown (`u32::MAX`) in the narrow form.
+pub const UNKNOWN_DELTA: u16 = u16::MAX;
+
+/// The wasm offset a narrow table stores as `base` and `delta`.
+fn narrow_wasm_offset(base: u32, delta: u16) -> u32 {
+    if delta == UNKNOWN_DELTA {
+        u32::MAX
+    } else {
+        // Wraps rather than panics on a hostile table: wasm offsets only label traps.
+        base.wrapping_add(u32::from(delta))
+    }
 }
 
 impl TrapTable {
@@ -144,12 +169,54 @@ impl TrapTable {
             let start = (page as u64) << PAGE_BITS;
             pages.push(records.partition_point(|r| u64::from(r.code_offset) < start) as u32);
         }
+        let known = |run: &[TrapRecord]| {
+            let mut known = run.iter().map(|r| r.wasm_offset).filter(|&w| w != u32::MAX);
+            let first = known.next()?;
+            Some(known.fold((first, first), |(lo, hi), w| (lo.min(w), hi.max(w))))
+        };
+        let spans: Vec<Option<(u32, u32)>> = pages
+            .windows(2)
+            .map(|run| known(&records[run[0] as usize..run[1] as usize]))
+            .collect();
+        let narrow = spans
+            .iter()
+            .flatten()
+            .all(|&(lo, hi)| hi - lo < u32::from(UNKNOWN_DELTA));
+        let (mut wasm_bases, mut wasm_deltas, mut wasm_wide) = (Vec::new(), Vec::new(), Vec::new());
+        if narrow {
+            wasm_bases = spans.iter().map(|s| s.map_or(0, |(lo, _)| lo)).collect();
+            for (page, run) in pages.windows(2).enumerate() {
+                let base = wasm_bases[page];
+                wasm_deltas.extend(records[run[0] as usize..run[1] as usize].iter().map(|r| {
+                    if r.wasm_offset == u32::MAX {
+                        UNKNOWN_DELTA
+                    } else {
+                        (r.wasm_offset - base) as u16
+                    }
+                }));
+            }
+        } else {
+            wasm_wide = records.iter().map(|r| r.wasm_offset).collect();
+        }
         TrapTable {
             pages,
             low_offsets: records.iter().map(|r| r.code_offset as u16).collect(),
             codes: records.iter().map(|r| r.code as u8).collect(),
-            wasm_offsets: records.iter().map(|r| r.wasm_offset).collect(),
+            wasm_bases,
+            wasm_deltas,
+            wasm_wide,
         }
+    }
+
+    /// The wasm offset of record `i` of page `page`, if the columns hold it.
+    fn wasm_offset(&self, page: usize, i: usize) -> Option<u32> {
+        if self.wasm_deltas.is_empty() {
+            return self.wasm_wide.get(i).copied();
+        }
+        Some(narrow_wasm_offset(
+            *self.wasm_bases.get(page)?,
+            *self.wasm_deltas.get(i)?,
+        ))
     }
 
     /// The records, in code order.
@@ -159,10 +226,10 @@ impl TrapTable {
             for i in run[0] as usize..run[1] as usize {
                 // A table made by `from_records` is consistent; skip what is not (the fields
                 // are public).
-                let (Some(&low), Some(&code), Some(&wasm_offset)) = (
+                let (Some(&low), Some(&code), Some(wasm_offset)) = (
                     self.low_offsets.get(i),
                     self.codes.get(i),
-                    self.wasm_offsets.get(i),
+                    self.wasm_offset(page, i),
                 ) else {
                     continue;
                 };
@@ -206,7 +273,14 @@ impl ArchivedTrapTable {
         Some(TrapRecord {
             code_offset: ((page as u32) << PAGE_BITS)
                 | u32::from(self.low_offsets.get(i)?.to_native()),
-            wasm_offset: self.wasm_offsets.get(i)?.to_native(),
+            wasm_offset: if self.wasm_deltas.is_empty() {
+                self.wasm_wide.get(i)?.to_native()
+            } else {
+                narrow_wasm_offset(
+                    self.wasm_bases.get(page)?.to_native(),
+                    self.wasm_deltas.get(i)?.to_native(),
+                )
+            },
             code: TrapCode::from_u8(*self.codes.get(i)?)?,
         })
     }
@@ -265,16 +339,27 @@ impl ArchivedTrapTable {
     }
 
     /// Checks that the columns describe records sorted strictly by code offset, all below
-    /// `code_len`: equal lengths, pages that start at zero, never decrease and end at the
-    /// number of records, one page per 64 KiB up to the last record, and increasing low bits
-    /// within each page, and known trap codes.
+    /// `code_len`: equal lengths (wasm offsets in one form, narrow with a base per page),
+    /// pages that start at zero, never decrease and end at the number of records, one page
+    /// per 64 KiB up to the last record, and increasing low bits within each page, and known
+    /// trap codes.
     pub fn check(&self, code_len: u64) -> Result<(), String> {
         let len = self.low_offsets.len();
-        if self.codes.len() != len || self.wasm_offsets.len() != len {
+        let page_count = self.pages.len().saturating_sub(1);
+        let wasm_columns = if self.wasm_deltas.is_empty() && self.wasm_bases.is_empty() {
+            self.wasm_wide.len() == len
+        } else {
+            self.wasm_wide.is_empty()
+                && self.wasm_deltas.len() == len
+                && self.wasm_bases.len() == page_count
+        };
+        if self.codes.len() != len || !wasm_columns {
             return Err(format!(
-                "trap table columns of {len}, {} and {} records",
+                "trap table columns of {len} and {} records, wasm offsets of {}+{}+{}",
                 self.codes.len(),
-                self.wasm_offsets.len()
+                self.wasm_bases.len(),
+                self.wasm_deltas.len(),
+                self.wasm_wide.len()
             ));
         }
         // Folds without early exits, so that these passes over every record vectorise.
@@ -377,6 +462,69 @@ mod tests {
             assert_eq!(archived.code_offset_from(i, &mut page), Some(r.code_offset));
         }
         assert_eq!(archived.code_offset_from(records.len(), &mut page), None);
+        assert!(table.wasm_wide.is_empty(), "narrow: {table:?}");
+        assert_eq!(table.wasm_bases, [10, 0, 0, 12]);
+    }
+
+    #[test]
+    fn wasm_offsets_too_far_apart_in_a_page_are_stored_wide() {
+        let records = vec![
+            record(0, 5, TrapCode::MemoryOutOfBounds),
+            record(8, 5 + 65_534, TrapCode::MemoryOutOfBounds),
+            record(0x1_0000, 100, TrapCode::StackOverflow),
+            record(0x1_0004, u32::MAX, TrapCode::StackOverflow),
+        ];
+        let narrow = TrapTable::from_records(&records);
+        assert_eq!(narrow.wasm_deltas, [0, 65_534, 0, UNKNOWN_DELTA]);
+        assert_eq!(narrow.records(), records);
+
+        let mut far = records.clone();
+        far[1].wasm_offset += 1;
+        let wide = TrapTable::from_records(&far);
+        assert!(wide.wasm_deltas.is_empty() && wide.wasm_bases.is_empty());
+        assert_eq!(wide.wasm_wide, [5, 5 + 65_535, 100, u32::MAX]);
+        assert_eq!(wide.records(), far);
+        for table in [narrow, wide] {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&table).unwrap();
+            let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+            archived.check(0x1_0005).unwrap();
+            let expected = table.records();
+            assert_eq!(archived.iter().collect::<Vec<_>>(), expected);
+            assert_eq!(archived.lookup(0x1_0004), Some(expected[3]));
+        }
+    }
+
+    #[test]
+    fn wasm_offset_columns_of_the_wrong_length_or_both_forms_are_refused() {
+        let records = vec![
+            record(0, 5, TrapCode::MemoryOutOfBounds),
+            record(0x1_0000, 100, TrapCode::StackOverflow),
+        ];
+        let good = TrapTable::from_records(&records);
+        let check = |t: &TrapTable| {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(t).unwrap();
+            let archived = rkyv::access::<ArchivedTrapTable, rkyv::rancor::Error>(&bytes).unwrap();
+            archived.check(0x2_0000)
+        };
+        check(&good).unwrap();
+        let mut short_deltas = good.clone();
+        short_deltas.wasm_deltas.pop();
+        let mut short_bases = good.clone();
+        short_bases.wasm_bases.pop();
+        let mut both = good.clone();
+        both.wasm_wide = vec![5, 100];
+        let mut wide_short = good.clone();
+        wide_short.wasm_bases.clear();
+        wide_short.wasm_deltas.clear();
+        wide_short.wasm_wide = vec![5];
+        for (what, t) in [
+            ("short deltas", short_deltas),
+            ("short bases", short_bases),
+            ("both forms", both),
+            ("short wide column", wide_short),
+        ] {
+            assert!(check(&t).is_err(), "{what}");
+        }
     }
 
     #[test]

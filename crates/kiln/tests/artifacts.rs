@@ -419,7 +419,7 @@ fn a_shortened_trap_table_is_refused() {
     let len_fields = [
         &info.traps.low_offsets as *const _ as usize,
         &info.traps.codes as *const _ as usize,
-        &info.traps.wasm_offsets as *const _ as usize,
+        &info.traps.wasm_deltas as *const _ as usize,
     ]
     .map(|field| range.start + field - base + 4);
     for len_at in len_fields {
