@@ -79,6 +79,15 @@ fn load(engine: &Engine, path: &std::path::Path, checked: bool) -> Module {
     .unwrap()
 }
 
+/// Runs `test` on `DEFINER` loaded from a file unchecked, then checked.
+fn with_each_load(test: impl Fn(&Engine, &Module, bool)) {
+    let engine = Engine::default();
+    let (_dir, path) = artifact_file(&engine, DEFINER);
+    for checked in [false, true] {
+        test(&engine, &load(&engine, &path, checked), checked);
+    }
+}
+
 fn trap_code(err: Error) -> TrapCode {
     match err.as_trap() {
         Some(t) => t.code(),
@@ -115,14 +124,11 @@ fn expected_call(index: usize) -> Result<i32, TrapCode> {
 
 #[test]
 fn elements_read_as_the_last_segment_covering_them_whoever_reads_first() {
-    let engine = Engine::default();
-    let (_dir, path) = artifact_file(&engine, DEFINER);
-    for checked in [false, true] {
-        let module = load(&engine, &path, checked);
+    with_each_load(|engine, module, checked| {
         // Code first, then the host, on one instance; the host first on another.
-        let mut store = Store::new(&engine, ());
-        let by_code = Instance::new(&mut store, &module, &[]).unwrap();
-        let by_host = Instance::new(&mut store, &module, &[]).unwrap();
+        let mut store = Store::new(engine, ());
+        let by_code = Instance::new(&mut store, module, &[]).unwrap();
+        let by_host = Instance::new(&mut store, module, &[]).unwrap();
         for (i, expected) in EXPECTED.iter().enumerate() {
             let i32_index = i as u32;
             assert_eq!(call(&mut store, &by_code, i32_index), expected_call(i));
@@ -145,17 +151,14 @@ fn elements_read_as_the_last_segment_covering_them_whoever_reads_first() {
                 "element {i}, checked {checked}"
             );
         }
-    }
+    });
 }
 
 #[test]
 fn writes_copies_and_growth_change_only_what_they_touch() {
-    let engine = Engine::default();
-    let (_dir, path) = artifact_file(&engine, DEFINER);
-    for checked in [false, true] {
-        let module = load(&engine, &path, checked);
-        let mut store = Store::new(&engine, ());
-        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    with_each_load(|engine, module, _| {
+        let mut store = Store::new(engine, ());
+        let instance = Instance::new(&mut store, module, &[]).unwrap();
         let func = |store: &mut Store<()>, name: &str| instance.get_func(store, name).unwrap();
         let run = |store: &mut Store<()>, name: &str, args: &[i32]| {
             let args: Vec<Val> = args.iter().map(|&a| Val::I32(a)).collect();
@@ -197,7 +200,7 @@ fn writes_copies_and_growth_change_only_what_they_touch() {
             let got = call_other.call(&mut store, i as i32).map_err(trap_code);
             assert_eq!(got, e.ok_or(TrapCode::IndirectCallToNull), "other {i}");
         }
-    }
+    });
 }
 
 /// Imports the table and calls through it; its own segment writes elements 8 and 9, the
@@ -212,15 +215,12 @@ const IMPORTER: &str = r#"(module
 
 #[test]
 fn instances_that_import_the_table_read_the_definers_segments() {
-    let engine = Engine::default();
-    let (_dir, path) = artifact_file(&engine, DEFINER);
-    let importer = Module::new(&engine, IMPORTER).unwrap();
-    for checked in [false, true] {
-        let module = load(&engine, &path, checked);
-        let mut store = Store::new(&engine, ());
-        let definer = Instance::new(&mut store, &module, &[]).unwrap();
+    with_each_load(|engine, module, _| {
+        let importer = Module::new(engine, IMPORTER).unwrap();
+        let mut store = Store::new(engine, ());
+        let definer = Instance::new(&mut store, module, &[]).unwrap();
         let table = definer.get_table(&mut store, "table").unwrap();
-        let mut linker = Linker::new(&engine);
+        let mut linker = Linker::new(engine);
         linker
             .define(&store, "m", "table", Extern::Table(table))
             .unwrap();
@@ -234,7 +234,7 @@ fn instances_that_import_the_table_read_the_definers_segments() {
             assert_eq!(call(&mut store, &user, i as u32), want, "element {i}");
             assert_eq!(call(&mut store, &definer, i as u32), want, "element {i}");
         }
-    }
+    });
 }
 
 /// A segment that does not fit fails instantiation, as before the table was lazy; the
