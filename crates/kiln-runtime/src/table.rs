@@ -410,7 +410,8 @@ mod tests {
         // SAFETY: null is a valid element; the items outlive the table in every test.
         let mut table = unsafe { Table::new(ty, std::ptr::null(), u32::MAX) }.unwrap();
         let source: *const dyn SegmentItems = items;
-        // SAFETY: as above.
+        // SAFETY: the items outlive the table (every test drops them after it), and their
+        // fake func refs are valid elements of a table that code never reads.
         table.set_initial(unsafe { InitialElements::new(source) });
         table
     }

@@ -77,6 +77,8 @@ impl Words {
             Storage::Heap(v) => {
                 v.try_reserve(new_len - old_len).ok()?;
                 v.resize(new_len, word);
+                self.len = new_len;
+                return Some(());
             }
             Storage::Mapped(m) if m.len() >= bytes => {}
             Storage::Mapped(m) => {
@@ -87,6 +89,7 @@ impl Words {
                 *m = bigger;
             }
         }
+        // The mapping's words past the old length are zero.
         self.len = new_len;
         if word != 0 {
             self.as_mut_slice()[old_len..].fill(word);
