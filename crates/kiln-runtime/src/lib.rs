@@ -33,6 +33,7 @@ compile_error!("kiln-runtime supports Linux on x86_64 and aarch64 only");
 
 pub mod builtins;
 pub mod bulk;
+pub mod code_mappings;
 pub mod func;
 pub mod func_refs;
 pub mod ids;

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::code_mappings::CodeKey;
 use kiln_artifact::{ArchivedModuleInfo, ArtifactError, ArtifactKey, CompatInfo, FuncType, Header};
 
 /// Why an artifact could not be loaded.
@@ -136,6 +137,14 @@ pub struct LoadedModule {
     image_file: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
+impl Drop for LoadedModule {
+    fn drop(&mut self) {
+        if let Code::FileMapped(map, key) = std::mem::replace(&mut self.code, Code::Empty) {
+            crate::code_mappings::give_back(key, map);
+        }
+    }
+}
+
 /// Where a loaded module's executable code lives.
 #[derive(Debug)]
 enum Code {
@@ -143,6 +152,9 @@ enum Code {
     Empty,
     /// A mapping of its own: the file's pages mapped executable, or a copy.
     Mapped(memmap2::Mmap),
+    /// The file's pages mapped executable, returned to [`crate::code_mappings`] when the
+    /// module is dropped, for the next load of the same file.
+    FileMapped(memmap2::Mmap, CodeKey),
     /// Pages of the module's own anonymous copy of the artifact (`Storage::Anon`), made
     /// executable in place: `len` bytes at `offset`.
     InStorage { offset: usize, len: usize },
@@ -344,13 +356,21 @@ impl LoadedModule {
         let code = if code_range.is_empty() {
             Code::Empty
         } else {
+            let key = CodeKey {
+                file: identity,
+                checksum: header.checksum,
+                offset: header.code.offset,
+                len: code_range.len(),
+            };
             let mapped = if FORCE_CODE_COPY.load(std::sync::atomic::Ordering::Relaxed) {
                 Err(std::io::Error::other("file mapping disabled for testing"))
+            } else if let Some(pooled) = crate::code_mappings::take(&key) {
+                Ok(pooled)
             } else {
                 crate::sys::map_file_executable(file, header.code.offset, code_range.len())
             };
             match mapped {
-                Ok(m) => Code::Mapped(m),
+                Ok(m) => Code::FileMapped(m, key),
                 Err(e) => {
                     tracing::debug!(
                         "cannot map the code of {} executable ({e}); copying it instead",
@@ -565,7 +585,7 @@ impl LoadedModule {
     /// Address of the first byte of executable code.
     pub fn code_base(&self) -> *const u8 {
         match &self.code {
-            Code::Mapped(m) => m.as_ptr(),
+            Code::Mapped(m) | Code::FileMapped(m, _) => m.as_ptr(),
             Code::InStorage { offset, .. } => self.storage.bytes()[*offset..].as_ptr(),
             Code::Empty => std::ptr::NonNull::<u8>::dangling().as_ptr(),
         }
@@ -574,7 +594,7 @@ impl LoadedModule {
     /// Length of the text section in bytes.
     pub fn code_len(&self) -> usize {
         match &self.code {
-            Code::Mapped(_) => self.header.code.len as usize,
+            Code::Mapped(_) | Code::FileMapped(..) => self.header.code.len as usize,
             Code::InStorage { len, .. } => *len,
             Code::Empty => 0,
         }
