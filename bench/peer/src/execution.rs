@@ -90,8 +90,11 @@ pub fn kernels(wasm: &[u8]) -> Vec<Execution> {
         &wt_engine,
         &wt_module,
     )];
+    // `KILN_PEER_KERNELS=matmul,sort` times only those kernels (for `perf record`).
+    let only = std::env::var("KILN_PEER_KERNELS").ok();
     for &(name, arg) in KERNELS {
-        if kiln_instance.get_func(&mut kiln_store, name).is_none() {
+        let chosen = only.as_deref().is_none_or(|o| o.split(',').any(|k| k == name));
+        if !chosen || kiln_instance.get_func(&mut kiln_store, name).is_none() {
             continue;
         }
         let mut kiln_run = || -> Checksum {
