@@ -4,10 +4,19 @@
 //! memory), which for a 20,000-element table cost more than the rest of an instantiation.
 //! Large tables therefore live in an anonymous mapping, whose pages the kernel zeroes only
 //! when first touched; small ones stay on the heap, where a mapping's two system calls
-//! would cost more than the `memset`.
+//! would cost more than the `memset`. A dropped table's mapping has its pages discarded
+//! (zero again, one `madvise`) and is kept for the next large table, which then maps
+//! nothing: instantiating a module with a large table makes no system call for it.
 
 /// Tables of at least this many elements (32 KiB of words) are mapped.
 const MAPPED_FROM: usize = 4096;
+
+/// How many dropped tables' mappings are kept, and the largest kept.
+const POOLED_MAPPINGS: usize = 8;
+const POOLED_MAX_BYTES: usize = 16 << 20;
+
+/// Mappings of dropped tables, all zero.
+static POOL: std::sync::Mutex<Vec<memmap2::MmapMut>> = std::sync::Mutex::new(Vec::new());
 
 /// Words of one table; every word past `len` in a mapping is zero.
 #[derive(Debug)]
@@ -22,9 +31,37 @@ enum Storage {
     Mapped(memmap2::MmapMut),
 }
 
+/// A zeroed mapping of at least `words` words: a pooled one not more than twice as large,
+/// or a new one.
 fn map_zeroed(words: usize) -> Option<memmap2::MmapMut> {
     let bytes = words.checked_mul(size_of::<usize>())?.max(1);
-    memmap2::MmapOptions::new().len(bytes).map_anon().ok()
+    let pooled = POOL.lock().ok().and_then(|mut pool| {
+        let at = pool
+            .iter()
+            .position(|m| m.len() >= bytes && m.len() / 2 <= bytes)?;
+        Some(pool.swap_remove(at))
+    });
+    match pooled {
+        Some(map) => Some(map),
+        None => memmap2::MmapOptions::new().len(bytes).map_anon().ok(),
+    }
+}
+
+/// Keeps `map` for a later table once its pages are discarded; unmaps it otherwise.
+fn pool_mapping(map: memmap2::MmapMut) {
+    if map.len() > POOLED_MAX_BYTES {
+        return;
+    }
+    // SAFETY: the mapping is private and anonymous, and its table is gone: no reference to
+    // its words is left (generated code reads them only while the table's store lives), so
+    // dropping its pages, which then read as zero, changes nothing anyone can see.
+    let discarded = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    if discarded.is_ok()
+        && let Ok(mut pool) = POOL.lock()
+        && pool.len() < POOLED_MAPPINGS
+    {
+        pool.push(map);
+    }
 }
 
 impl Words {
@@ -86,7 +123,7 @@ impl Words {
                 let mut bigger = map_zeroed(new_len.max(old_len * 2))?;
                 let old_bytes = old_len * size_of::<usize>();
                 bigger[..old_bytes].copy_from_slice(&m[..old_bytes]);
-                *m = bigger;
+                pool_mapping(std::mem::replace(m, bigger));
             }
         }
         // The mapping's words past the old length are zero.
@@ -95,6 +132,15 @@ impl Words {
             self.as_mut_slice()[old_len..].fill(word);
         }
         Some(())
+    }
+}
+
+impl Drop for Words {
+    fn drop(&mut self) {
+        let storage = std::mem::replace(&mut self.storage, Storage::Heap(Vec::new()));
+        if let Storage::Mapped(map) = storage {
+            pool_mapping(map);
+        }
     }
 }
 
@@ -115,6 +161,18 @@ impl std::ops::DerefMut for Words {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_tables_mapping_comes_back_zeroed() {
+        for _ in 0..3 {
+            let mut words = Words::new(2 * MAPPED_FROM, 0).unwrap();
+            assert!(words.iter().all(|&w| w == 0));
+            words.fill(0xA5A5);
+            // Grown past its mapping: the old one goes to the pool too.
+            words.grow(8 * MAPPED_FROM, 0).unwrap();
+            assert!(words[2 * MAPPED_FROM..].iter().all(|&w| w == 0));
+        }
+    }
 
     #[test]
     fn small_and_large_tables_start_filled_and_grow_keeping_their_words() {
