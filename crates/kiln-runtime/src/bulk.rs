@@ -40,7 +40,7 @@ impl Instance {
     /// are the builtins (wasm is running, so the host holds no reference into the store)
     /// and instantiation (which holds the store mutably).
     #[allow(clippy::mut_from_ref)]
-    unsafe fn table(&self, index: u32) -> Result<&mut Table, TrapCode> {
+    pub(crate) unsafe fn table(&self, index: u32) -> Result<&mut Table, TrapCode> {
         let table: *mut Table = *self
             .table_ptrs
             .get(index as usize)

@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::code_mappings::CodeKey;
 use kiln_artifact::{ArchivedModuleInfo, ArtifactError, ArtifactKey, CompatInfo, FuncType, Header};
+
+use crate::code_mappings::CodeKey;
 
 /// Why an artifact could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -79,6 +79,14 @@ impl InitialElements {
     }
 }
 
+/// The word that stores `value` in a table of `element`s.
+fn encode(element: RefType, value: *const VMFuncRef) -> usize {
+    match element {
+        RefType::FuncRef => value as usize | WRITTEN,
+        RefType::ExternRef => value as usize,
+    }
+}
+
 /// A table: its elements as words (see the module documentation), its type, and where its
 /// `VMTableDefinition` lives.
 #[derive(Debug)]
@@ -116,23 +124,23 @@ impl Table {
                 ty.min
             ));
         }
+        // A null funcref may stay unwritten (0): with no initial elements it reads as null,
+        // and a zeroed vector costs nothing per element.
+        let word = if init.is_null() {
+            0
+        } else {
+            encode(ty.element, init)
+        };
+        let words = Words::new(ty.min as usize, word)
+            .ok_or_else(|| format!("no memory for a table of {} elements", ty.min))?;
         let mut table = Box::new(Table {
-            words: Words::new(0, 0).expect("an empty table needs no memory"),
+            words,
             ty,
             limit,
             definition: std::ptr::null_mut(),
             own_definition: None,
             initial: None,
         });
-        // A null funcref may stay unwritten (0): with no initial elements it reads as null,
-        // and a zeroed vector costs nothing per element.
-        let word = if init.is_null() {
-            0
-        } else {
-            table.encode(init)
-        };
-        table.words = Words::new(ty.min as usize, word)
-            .ok_or_else(|| format!("no memory for a table of {} elements", ty.min))?;
         let mut own = Box::new(VMTableDefinition {
             base: table.words.as_mut_ptr().cast(),
             current_elements: ty.min,
@@ -221,11 +229,7 @@ impl Table {
 
     /// The word that stores `value`.
     fn encode(&self, value: *const VMFuncRef) -> usize {
-        if self.tagged() {
-            value as usize | WRITTEN
-        } else {
-            value as usize
-        }
+        encode(self.ty.element, value)
     }
 
     /// The value of element `index`, whose word is `word`.

@@ -506,12 +506,12 @@ fn place_segment(instance: &Instance, table: u32, elem: u32, dst: u32, len: u32)
     if table < instance.info().num_imported_tables.to_native() {
         return false;
     }
-    let Some(&table) = instance.table_ptrs.get(table as usize) else {
-        return false;
-    };
-    // SAFETY: tables are boxed in the store, which instantiation holds mutably, so no other
-    // reference to this one is alive.
-    unsafe { &mut *table }.place_segment(elem, dst, len)
+    // SAFETY: instantiation holds the store mutably, so no other reference to the table is
+    // alive (`Instance::table`'s contract).
+    match unsafe { instance.table(table) } {
+        Ok(table) => table.place_segment(elem, dst, len),
+        Err(_) => false,
+    }
 }
 
 /// Writes the func refs of the defined functions code names with `ref.func` (and the start
