@@ -93,7 +93,9 @@ pub fn kernels(wasm: &[u8]) -> Vec<Execution> {
     // `KILN_PEER_KERNELS=matmul,sort` times only those kernels (for `perf record`).
     let only = std::env::var("KILN_PEER_KERNELS").ok();
     for &(name, arg) in KERNELS {
-        let chosen = only.as_deref().is_none_or(|o| o.split(',').any(|k| k == name));
+        let chosen = only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|k| k == name));
         if !chosen || kiln_instance.get_func(&mut kiln_store, name).is_none() {
             continue;
         }
@@ -184,7 +186,8 @@ fn first_call(
     }
 }
 
-fn middle(mut times: Vec<Duration>) -> Duration {
+/// The median of `times`.
+pub fn middle(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }

@@ -12,6 +12,7 @@
 
 mod baseline;
 mod execution;
+mod placement;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -298,6 +299,92 @@ fn main() {
                 duration(row.kiln),
                 duration(row.wasmtime),
                 ratio(row.kiln, row.wasmtime)
+            );
+        }
+    }
+    if let Some(placements) = std::env::var("KILN_PEER_PLACEMENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        placement_table(&paths, placements);
+    }
+}
+
+/// With `KILN_PEER_PLACEMENTS=N`, the kernels again under N code placements
+/// (`placement::variant` with 0..N never-run stores ahead of every function's code): each
+/// engine's median over the placements of its per-placement medians, and the range of the
+/// per-placement ratios.
+fn placement_table(paths: &[PathBuf], placements: u32) {
+    println!();
+    println!(
+        "Execution over {placements} code placements, {}:",
+        execution::cpu_level()
+    );
+    println!();
+    println!(
+        "| module | kernel | Kiln (median of placements) | Wasmtime (median of placements) | Kiln / Wasmtime | per-placement ratios |"
+    );
+    println!("|---|---|---:|---:|---:|---|");
+    for path in paths {
+        let wasm = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        let module = kiln::Module::new(&kiln::Engine::default(), &wasm).expect("kiln compiles");
+        if !module
+            .exports()
+            .any(|e| execution::KERNELS.iter().any(|(k, _)| *k == e.name()))
+        {
+            continue;
+        }
+        // Per kernel: (name, Kiln times, Wasmtime times), one entry per placement.
+        let mut kernels: Vec<(String, Vec<Duration>, Vec<Duration>)> = Vec::new();
+        for stores in 0..placements {
+            let variant = placement::variant(&wasm, stores);
+            // `KILN_PEER_PLACEMENT_DIR=dir` keeps each variant, for `disasm`.
+            if let Ok(dir) = std::env::var("KILN_PEER_PLACEMENT_DIR") {
+                let file = Path::new(&dir).join(format!("{name}.{stores}.wasm"));
+                std::fs::write(file, &variant).unwrap();
+            }
+            let rows = execution::kernels(&variant);
+            eprintln!(
+                "placement {stores}: {}",
+                rows.iter()
+                    .skip(1)
+                    .map(|r| format!(
+                        "{} {} / {} = {}",
+                        r.name,
+                        duration(r.kiln),
+                        duration(r.wasmtime),
+                        ratio(r.kiln, r.wasmtime)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            // The first row is the first call, which placement does not concern.
+            for row in rows.into_iter().skip(1) {
+                match kernels.iter_mut().find(|(n, ..)| *n == row.name) {
+                    Some((_, k, w)) => {
+                        k.push(row.kiln);
+                        w.push(row.wasmtime);
+                    }
+                    None => kernels.push((row.name, vec![row.kiln], vec![row.wasmtime])),
+                }
+            }
+        }
+        for (kernel, kiln_times, wt_times) in kernels {
+            let mut ratios: Vec<f64> = kiln_times
+                .iter()
+                .zip(&wt_times)
+                .map(|(k, w)| k.as_secs_f64() / w.as_secs_f64())
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            let (kiln, wasmtime) = (execution::middle(kiln_times), execution::middle(wt_times));
+            println!(
+                "| {name} | {kernel} | {} | {} | {} | {:.2}-{:.2} |",
+                duration(kiln),
+                duration(wasmtime),
+                ratio(kiln, wasmtime),
+                ratios[0],
+                ratios[ratios.len() - 1]
             );
         }
     }
