@@ -1079,7 +1079,6 @@ mod mirror {
                 },
                 // The bench's modules keep their data segments as they are.
                 memory_image: None,
-                ref_funcs_in_code: Vec::new(),
             }
         }
     }

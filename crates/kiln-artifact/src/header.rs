@@ -33,7 +33,7 @@ use crate::error::ArtifactError;
 pub const MAGIC: [u8; 8] = *b"\0KILNART";
 /// Version of the file layout, of the archived metadata types and of the contract between
 /// generated code and the runtime (the vmctx layout, builtins, table element encoding).
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 /// Size of the header in bytes.
 pub const HEADER_SIZE: usize = 512;
 /// The Kiln version written into artifacts and required when loading them.

@@ -317,11 +317,6 @@ pub struct ModuleInfo {
     /// inside its initial size and has empty `bytes`: instantiation maps or copies the image
     /// instead of writing segments.
     pub memory_image: Option<MemoryImage>,
-    /// The functions that `ref.func` names in function bodies, sorted, each once. With those
-    /// named outside bodies (element segments, global initialisers, the start function)
-    /// they are the only functions whose func refs code can reach, so instantiation fills
-    /// just theirs, and an exported function's is filled when the host first asks for it.
-    pub ref_funcs_in_code: Vec<FuncIndex>,
 }
 
 impl ModuleInfo {

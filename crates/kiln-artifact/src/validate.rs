@@ -409,16 +409,6 @@ pub fn validate_metadata(
         }
     }
     let mut prev = None;
-    for f in info.ref_funcs_in_code.iter() {
-        let f = f.0.to_native();
-        if prev.is_some_and(|p| p >= f) || f as usize >= info.functions.len() {
-            return Err(bad(
-                "functions named by ref.func are not sorted, repeated or out of range",
-            ));
-        }
-        prev = Some(f);
-    }
-    let mut prev = None;
     for n in info.func_names.iter() {
         let f = n.func.native().0;
         if prev.is_some_and(|p| p >= f) {

@@ -132,11 +132,15 @@ pub enum Builtin {
     /// bounds) of a `funcref` table whose word is 0, not written since instantiation: the
     /// value its segments gave it, which the runtime writes back (tagged) for the next read.
     TableGetLazy,
+    /// `fn(vmctx, func: u32) -> *const VMFuncRef`: the func ref of defined function `func`,
+    /// whose bit in the filled set was clear: written now (and the bit set), so that
+    /// `ref.func` hands out only slots that hold a func ref.
+    FuncRefLazy,
 }
 
 impl Builtin {
     /// Number of builtins.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     /// Offset of this builtin's pointer in `VMBuiltinFunctions`.
     pub const fn offset(self, pointer_size: u8) -> u32 {
@@ -179,6 +183,7 @@ pub struct VMOffsets {
     defined_tables: u32,
     defined_memories: u32,
     defined_globals: u32,
+    func_refs_filled: u32,
     func_refs: u32,
     size: u32,
 }
@@ -254,6 +259,8 @@ impl VMOffsets {
         let defined_tables = take(counts.defined_tables, 16, p);
         let defined_memories = take(counts.defined_memories, 16, p);
         let defined_globals = take(counts.defined_globals, u64::from(VMGLOBAL_SIZE), 16);
+        let defined_funcs = counts.funcs.saturating_sub(counts.imported_funcs);
+        let func_refs_filled = take(defined_funcs.div_ceil(64), 8, 8);
         let func_refs = take(counts.funcs, u64::from(func_ref::SIZE), p);
         let size = take(0, 0, 16);
         let c = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
@@ -267,6 +274,7 @@ impl VMOffsets {
             defined_tables: c(defined_tables),
             defined_memories: c(defined_memories),
             defined_globals: c(defined_globals),
+            func_refs_filled: c(func_refs_filled),
             func_refs: c(func_refs),
             size: c(size),
         }
@@ -310,6 +318,13 @@ impl VMOffsets {
     pub fn defined_global(&self, i: u32) -> u32 {
         self.defined_globals + i * VMGLOBAL_SIZE
     }
+    /// Offset of the `u64` that holds defined function `defined`'s bit (bit `defined % 64`)
+    /// in the set of func ref slots written since instantiation. The set starts empty
+    /// (the vmctx is zeroed but for the slots); a slot is written, and its bit set, before
+    /// a pointer to it is first handed out.
+    pub fn func_ref_filled_word(&self, defined: u32) -> u32 {
+        self.func_refs_filled + defined / 64 * 8
+    }
     /// Offset of the `VMFuncRef` of function `i` (any function index).
     pub fn func_ref(&self, i: u32) -> u32 {
         self.func_refs + i * func_ref::SIZE
@@ -341,7 +356,9 @@ mod tests {
         assert!(o.defined_table(2) <= o.defined_memory(0));
         assert!(o.defined_memory(1) <= o.defined_global(0));
         assert_eq!(o.defined_global(0) % 16, 0);
-        assert!(o.defined_global(3) <= o.func_ref(0));
+        assert!(o.defined_global(3) <= o.func_ref_filled_word(0));
+        assert_eq!(o.func_ref_filled_word(0) % 8, 0);
+        assert!(o.func_ref_filled_word(6) + 8 <= o.func_ref(0));
         assert!(o.func_ref(10) <= o.size());
         assert_eq!(o.size() % 16, 0);
         assert!(o.fits());

@@ -59,6 +59,7 @@ pub fn builtin_signature(builtin: Builtin, call_conv: CallConv) -> Signature {
         Builtin::TableCopy | Builtin::TableInit => (&[I32, I32, I32, I32, I32], Some(I32)),
         Builtin::SignatureCheck => (&[I32, POINTER_TYPE], Some(I32)),
         Builtin::TableGetLazy => (&[I32, I32], Some(POINTER_TYPE)),
+        Builtin::FuncRefLazy => (&[I32], Some(POINTER_TYPE)),
     };
     let mut sig = Signature::new(call_conv);
     sig.params.push(AbiParam::new(POINTER_TYPE));

@@ -107,14 +107,6 @@ pub fn compile_with_progress(
             .install(|| compile_all(&env, &target, config, progress)),
         None => compile_all(&env, &target, config, progress),
     }?;
-    let (pieces, ref_funcs): (Vec<CompiledCode>, Vec<Vec<u32>>) = pieces.into_iter().unzip();
-    let mut ref_funcs: Vec<u32> = ref_funcs.into_iter().flatten().collect();
-    ref_funcs.sort_unstable();
-    ref_funcs.dedup();
-    env.info.ref_funcs_in_code = ref_funcs
-        .into_iter()
-        .map(kiln_artifact::FuncIndex)
-        .collect();
 
     let linked = link::link(&pieces, target.function_alignment(), target.padding_byte())?;
     tracing::debug!(
@@ -177,7 +169,7 @@ pub fn translate_to_clif(wasm: &[u8], config: &CompileConfig) -> Result<String, 
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut text = String::new();
     for i in 0..env.bodies.len() {
-        let (func, _) = build_unit(
+        let func = build_unit(
             &env,
             &module,
             Unit::Body(DefinedFuncIndex(i as u32)),
@@ -211,18 +203,17 @@ fn module_context<'a>(
     }
 }
 
-/// Builds the Cranelift function of `unit`, with the functions its `ref.func`s name.
+/// Builds the Cranelift function of `unit`.
 fn build_unit(
     env: &ModuleEnv<'_>,
     module: &ModuleContext<'_>,
     unit: Unit,
     builder_ctx: &mut FunctionBuilderContext,
-) -> Result<(Function, Vec<u32>), CompileError> {
+) -> Result<Function, CompileError> {
     let func = match unit {
         Unit::Body(index) => {
             let body = &env.bodies[index.0 as usize];
-            let translated = translate::translate_function(module, index, body, builder_ctx)?;
-            return Ok((translated.func, translated.ref_funcs));
+            return translate::translate_function(module, index, body, builder_ctx);
         }
         Unit::ArrayToWasm(ty) => trampolines::array_to_wasm(
             &env.info.types[ty],
@@ -237,17 +228,16 @@ fn build_unit(
             builder_ctx,
         ),
     };
-    Ok((func, Vec::new()))
+    Ok(func)
 }
 
-/// Compiles every defined function, then both trampolines of every type, in that order;
-/// each with the functions its `ref.func`s name.
+/// Compiles every defined function, then both trampolines of every type, in that order.
 fn compile_all(
     env: &ModuleEnv<'_>,
     target: &Target,
     config: &CompileConfig,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<Vec<(CompiledCode, Vec<u32>)>, CompileError> {
+) -> Result<Vec<CompiledCode>, CompileError> {
     let module = module_context(env, target, config);
     let bodies = (0..env.bodies.len()).map(|i| Unit::Body(DefinedFuncIndex(i as u32)));
     let trampolines = (0..env.info.types.len()).flat_map(|i| {
@@ -259,11 +249,11 @@ fn compile_all(
     units
         .par_iter()
         .map_init(FunctionBuilderContext::new, |builder_ctx, &unit| {
-            let (func, ref_funcs) = build_unit(env, &module, unit, builder_ctx)?;
+            let func = build_unit(env, &module, unit, builder_ctx)?;
             let code = link::compile_function(&*target.isa, func)?;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(n, units.len());
-            Ok((code, ref_funcs))
+            Ok(code)
         })
         .collect()
 }

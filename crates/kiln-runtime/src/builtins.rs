@@ -23,6 +23,7 @@ pub static BUILTINS: VMBuiltinFunctions = VMBuiltinFunctions {
     elem_drop,
     signature_check,
     table_get_lazy,
+    func_ref_lazy,
 };
 
 /// The instance whose vmctx generated code passed.
@@ -207,4 +208,14 @@ unsafe extern "C" fn signature_check(
 unsafe extern "C" fn table_get_lazy(vmctx: *mut u8, table: u32, index: u32) -> *const VMFuncRef {
     // SAFETY: generated code passes its own live vmctx.
     unsafe { caller(vmctx) }.table_get_lazy(table, index)
+}
+
+/// `Builtin::FuncRefLazy`: the func ref slot of `func` (a defined function, so in range:
+/// the compiler emits the call only for those), which the caller found unwritten.
+///
+/// # Safety
+/// Called only by generated code with its own, live vmctx.
+unsafe extern "C" fn func_ref_lazy(vmctx: *mut u8, func: u32) -> *const VMFuncRef {
+    // SAFETY: generated code passes its own live vmctx.
+    unsafe { caller(vmctx) }.filled_func_ref(kiln_artifact::FuncIndex(func))
 }

@@ -15,7 +15,7 @@ use crate::vmcontext::VMFuncRef;
 
 /// The 16-aligned allocation holding a `VMContext`: zeroed, but for the func refs of
 /// defined functions, which are written before anything reads them
-/// ([`Instance::func_refs_filled`]). A module with 20,000 functions has 480 KB of them:
+/// ([`Instance::filled_func_ref`]). A module with 20,000 functions has 480 KB of them:
 /// zeroing those cost more than the rest of an instantiation.
 #[derive(Debug)]
 pub struct VMContextAlloc {
@@ -103,10 +103,6 @@ pub struct Instance {
     /// Which element segments were dropped (`elem.drop`, or active/declared after
     /// instantiation).
     pub dropped_elems: Vec<Cell<bool>>,
-    /// Which func ref slots of defined functions in the vmctx were written. Only written
-    /// slots are ever read: instantiation writes those code can reach, and the store
-    /// writes any other before handing it out.
-    pub func_refs_filled: crate::func_refs::FuncRefsFilled,
 }
 
 impl Instance {
@@ -125,9 +121,16 @@ impl Instance {
         }
     }
 
-    /// The func ref slot of function `index` (in range), written first if it was not: the
-    /// one way, besides instantiation's eager writes ([`crate::func_refs`]), that a pointer
-    /// to a func ref of this instance is made.
+    /// The func ref slot of function `index` (in range), written first if it was not.
+    ///
+    /// Instantiation writes no func ref of a defined function. A slot is written, and its
+    /// bit in the vmctx's filled set (`VMOffsets::func_ref_filled_word`) set, the first time
+    /// a pointer to it is made, and every way to make one comes here: `ref.func` in code
+    /// while the bit is clear (`Builtin::FuncRefLazy`; the bit test is inline), a table
+    /// element when first read (`crate::table`), a global's initial value, and the host
+    /// (`StoreOpaque::wasm_func_ref`, through which a function reaches a table, a global,
+    /// another instance or a call). So instantiation does nothing per function, export or
+    /// element, after any kind of load: nothing in the metadata says which slots code uses.
     pub fn filled_func_ref(&self, index: FuncIndex) -> *mut VMFuncRef {
         let slot = self
             .vmctx
@@ -137,7 +140,15 @@ impl Instance {
             // Imported: written when the import was linked.
             return slot;
         };
-        if !self.func_refs_filled.contains(defined) {
+        let word = self
+            .vmctx
+            .field::<u64>(self.offsets.func_ref_filled_word(defined));
+        let bit = 1u64 << (defined % 64);
+        // SAFETY: the word lies in this live vmctx (bounds-checked by `field`), 8-aligned
+        // by the layout; the instance's thread is the only one that touches its vmctx, and
+        // generated code only reads this word.
+        let filled = unsafe { word.read() } & bit != 0;
+        if !filled {
             let body = info.compiled[DefinedFuncIndex(defined)]
                 .body
                 .start
@@ -147,12 +158,14 @@ impl Instance {
                 vmctx: self.vmctx.as_ptr(),
                 type_id: info.functions[index].signature.native().0,
             };
-            // SAFETY: the slot lies in this live vmctx (bounds-checked by `field`). Wasm may
-            // be running (a builtin or a host function it called may get here), but nothing
-            // reads this slot yet: no pointer to an unfilled slot was ever handed out, since
-            // every way to make one comes through here.
-            unsafe { slot.write(func_ref) };
-            self.func_refs_filled.insert(defined);
+            // SAFETY: the slot and the word lie in this live vmctx (bounds-checked by
+            // `field`). Wasm may be running (a builtin or a host function it called may get
+            // here), but nothing reads this slot yet: no pointer to it was ever handed out,
+            // since every way to make one comes through here.
+            unsafe {
+                slot.write(func_ref);
+                word.write(word.read() | bit);
+            }
         }
         slot
     }

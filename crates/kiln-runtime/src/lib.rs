@@ -35,7 +35,6 @@ pub mod builtins;
 pub mod bulk;
 pub mod code_mappings;
 pub mod func;
-pub mod func_refs;
 pub mod ids;
 pub mod instance;
 pub mod limits;

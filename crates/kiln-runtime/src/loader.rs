@@ -117,9 +117,6 @@ pub struct LoadedModule {
     /// Unique in the process, never reused: names this module's memory image in reused
     /// memories.
     id: u64,
-    /// How the artifact was checked: a checked load trusts no list derived from the
-    /// metadata to match the code, so it fills every func ref.
-    verification: Verification,
     storage: Storage,
     header: Header,
     metadata: std::ops::Range<usize>,
@@ -131,8 +128,6 @@ pub struct LoadedModule {
     /// The function types in native form, made on first use and shared by every instance of
     /// the module in every store, so instantiating converts no signature.
     func_types: std::sync::OnceLock<Vec<Arc<FuncType>>>,
-    /// The defined functions whose func refs instantiation fills, found on first use.
-    escaping_funcs: std::sync::OnceLock<crate::func_refs::EscapingFuncs>,
     /// For a module whose bytes are not mapped from a file: an in-memory file holding its
     /// memory image, made on first instantiation (`None` where one cannot be made).
     image_file: std::sync::OnceLock<Option<std::fs::File>>,
@@ -384,7 +379,6 @@ impl LoadedModule {
         let len = bytes.len();
         Ok(Arc::new(LoadedModule {
             id: next_module_id(),
-            verification,
             storage,
             header,
             metadata,
@@ -392,7 +386,6 @@ impl LoadedModule {
             len,
             code,
             func_types: std::sync::OnceLock::new(),
-            escaping_funcs: std::sync::OnceLock::new(),
             image_file: std::sync::OnceLock::new(),
         }))
     }
@@ -452,7 +445,6 @@ impl LoadedModule {
         };
         Ok(Arc::new(LoadedModule {
             id: next_module_id(),
-            verification,
             storage: Storage::Anon(map),
             header,
             metadata,
@@ -460,7 +452,6 @@ impl LoadedModule {
             len,
             code,
             func_types: std::sync::OnceLock::new(),
-            escaping_funcs: std::sync::OnceLock::new(),
             image_file: std::sync::OnceLock::new(),
         }))
     }
@@ -496,16 +487,6 @@ impl LoadedModule {
                 .iter()
                 .map(|(_, ty)| Arc::new(ty.to_native()))
                 .collect()
-        })
-    }
-
-    /// The defined functions whose func refs instantiation fills
-    /// ([`crate::func_refs::escaping_funcs`]; every one after a checked load), found once
-    /// per module.
-    pub fn escaping_funcs(&self) -> &crate::func_refs::EscapingFuncs {
-        self.escaping_funcs.get_or_init(|| {
-            let all = self.verification == Verification::Checked;
-            crate::func_refs::escaping_funcs(self.info(), all)
         })
     }
 

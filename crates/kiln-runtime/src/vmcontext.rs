@@ -223,6 +223,8 @@ pub struct VMBuiltinFunctions {
     pub signature_check: unsafe extern "C" fn(*mut u8, u32, *const VMFuncRef) -> u32,
     /// `Builtin::TableGetLazy`.
     pub table_get_lazy: unsafe extern "C" fn(*mut u8, u32, u32) -> *const VMFuncRef,
+    /// `Builtin::FuncRefLazy`.
+    pub func_ref_lazy: unsafe extern "C" fn(*mut u8, u32) -> *const VMFuncRef,
 }
 
 const _: () = {
@@ -244,6 +246,9 @@ const _: () = {
     );
     assert!(
         offset_of!(VMBuiltinFunctions, table_get_lazy) == Builtin::TableGetLazy.offset(p) as usize
+    );
+    assert!(
+        offset_of!(VMBuiltinFunctions, func_ref_lazy) == Builtin::FuncRefLazy.offset(p) as usize
     );
     assert!(size_of::<VMBuiltinFunctions>() == Builtin::COUNT as usize * size_of::<usize>());
 };

@@ -1,7 +1,8 @@
-//! Func refs filled lazily: instantiation writes only those of functions that code can reach
-//! (element segments, global initialisers, `ref.func` in bodies, which the compiler lists);
-//! an exported function's is filled when the host first hands the function anywhere. Every
-//! path must still see a callable func ref.
+//! Func refs filled lazily: instantiation writes none of a module's own; `ref.func` in code
+//! fills its slot the first time it runs (a bit test inline, the runtime out of line), a
+//! table element or global when first read, and an exported function's when the host first
+//! hands the function anywhere. Every path, in any order, must see a callable func ref;
+//! debug builds poison unwritten slots, so one handed out unfilled fails loudly.
 
 use kiln::{
     Engine, Extern, Global, GlobalType, Instance, Linker, Module, RefType, Store, Table, TableType,
@@ -27,17 +28,9 @@ const IMPORTER: &str = r#"(module
   (import "m" "f" (func $f (result i32)))
   (func (export "twice") (result i32) (i32.add (call $f) (call $f))))"#;
 
-#[test]
-fn the_compiler_lists_the_functions_bodies_name() {
-    let engine = Engine::default();
-    let module = Module::new(&engine, WAT).unwrap();
-    let info = kiln_artifact::read_metadata(&module.serialize().unwrap()).unwrap();
-    assert_eq!(info.ref_funcs_in_code, [kiln_artifact::FuncIndex(1)]);
-}
-
 /// Each way a function leaves its instance: called by code through `ref.func`, called by
 /// the host, put in a table by the host, imported by another instance; after an unchecked
-/// load (lazy func refs) and a checked one (every func ref filled).
+/// load and a checked one.
 #[test]
 fn exported_functions_work_on_every_path() {
     let engine = Engine::default();
@@ -84,38 +77,6 @@ fn exported_functions_work_on_every_path() {
             .get_typed_func::<(), i32>(&mut store, "twice")
             .unwrap();
         assert_eq!(twice.call(&mut store, ()).unwrap(), 2);
-    }
-}
-
-/// A checked load refuses a list of `ref.func` targets that is unsorted, repeats a function
-/// or names one out of range (the runtime indexes func ref slots by it).
-#[test]
-fn checked_loads_refuse_a_malformed_list() {
-    let engine = Engine::default();
-    let artifact = Module::new(&engine, WAT).unwrap().serialize().unwrap();
-    let header = kiln_artifact::Header::parse(&artifact).unwrap();
-    let info = kiln_artifact::read_metadata(&artifact).unwrap();
-    let section = |range: kiln_artifact::SectionRange| {
-        &artifact[range.offset as usize..(range.offset + range.len) as usize]
-    };
-    let rebuild = |list: &[u32]| {
-        let mut info = info.clone();
-        info.ref_funcs_in_code = list.iter().map(|&f| kiln_artifact::FuncIndex(f)).collect();
-        kiln_artifact::build_artifact(&kiln_artifact::ArtifactParts {
-            info: &info,
-            code: section(header.code),
-            data: section(header.data),
-            compat: &header.compat,
-            code_alignment: kiln_artifact::header::code_alignment(&header.compat.target).unwrap(),
-        })
-        .unwrap()
-    };
-    let check =
-        |list: &[u32]| kiln_artifact::open_checked(&rebuild(list), &header.compat).map(|_| ());
-    assert!(check(&[1]).is_ok());
-    assert!(check(&[0, 1, 2]).is_ok());
-    for bad in [&[1, 0][..], &[1, 1], &[6], &[u32::MAX]] {
-        assert!(check(bad).is_err(), "{bad:?} was accepted");
     }
 }
 
@@ -206,5 +167,96 @@ fn exports_at_the_bitmap_word_boundaries_work() {
         assert_eq!(typed.call(&mut store, ()).unwrap(), 1000 + i);
         let typed = d.typed::<(), i32>(&store).unwrap();
         assert_eq!(typed.call(&mut store, ()).unwrap(), 1000 + i);
+    }
+}
+
+/// `ref.func` in code, on defined functions around the filled set's word boundaries (after
+/// two imports), in both orders: code first (the runtime fills the slot), and the host first
+/// (code then finds the bit set and takes the slot as it is); after both kinds of load.
+#[test]
+fn ref_func_fills_its_slot_on_first_use_in_either_order() {
+    let mut wat = String::from(
+        "(module (import \"h\" \"a\" (func (result i32))) (import \"h\" \"b\" (func (result i32)))\n\
+         (type $t (func (result i32))) (table $tab 1 funcref) (elem declare func 1)\n",
+    );
+    for i in 0..130 {
+        wat.push_str(&format!(
+            "(func $d{i} (export \"d{i}\") (result i32) (i32.const {}))\n\
+             (func (export \"by_ref{i}\") (result i32)\n\
+               (table.set $tab (i32.const 0) (ref.func $d{i}))\n\
+               (call_indirect $tab (type $t) (i32.const 0)))\n",
+            1000 + i
+        ));
+    }
+    wat.push_str(
+        "(func (export \"import_by_ref\") (result i32)\n\
+           (table.set $tab (i32.const 0) (ref.func 1))\n\
+           (call_indirect $tab (type $t) (i32.const 0))))",
+    );
+    let engine = Engine::default();
+    let artifact = Module::new(&engine, &wat).unwrap().serialize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ref_func.kiln");
+    std::fs::write(&path, &artifact).unwrap();
+    for checked in [false, true] {
+        // SAFETY: the file holds an artifact this engine serialized and is not changed.
+        let module = unsafe {
+            if checked {
+                Module::deserialize_file(&engine, &path)
+            } else {
+                Module::deserialize_file_unchecked(&engine, &path)
+            }
+        }
+        .unwrap();
+        let mut store = Store::new(&engine, ());
+        let mut linker = Linker::new(&engine);
+        linker.func_wrap("h", "a", || 1).unwrap();
+        linker.func_wrap("h", "b", || 2).unwrap();
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let import_by_ref = instance
+            .get_typed_func::<(), i32>(&mut store, "import_by_ref")
+            .unwrap();
+        assert_eq!(import_by_ref.call(&mut store, ()).unwrap(), 2);
+        for (n, i) in [0, 1, 62, 63, 64, 65, 127, 128, 129]
+            .into_iter()
+            .enumerate()
+        {
+            let by_ref = instance
+                .get_typed_func::<(), i32>(&mut store, &format!("by_ref{i}"))
+                .unwrap();
+            let func = instance.get_func(&mut store, &format!("d{i}")).unwrap();
+            let expected = 1000 + i;
+            // The host fills a slot when it hands the function to a table.
+            let table_ty = TableType {
+                element: RefType::FuncRef,
+                min: 1,
+                max: None,
+            };
+            let host_hands_out = |store: &mut Store<()>| {
+                let table = Table::new(&mut *store, table_ty, Val::FuncRef(Some(func))).unwrap();
+                let Val::FuncRef(Some(back)) = table.get(&mut *store, 0).unwrap() else {
+                    panic!("d{i} did not come back from the table");
+                };
+                let back = back.typed::<(), i32>(&*store).unwrap();
+                assert_eq!(back.call(&mut *store, ()).unwrap(), expected);
+            };
+            if n % 2 == 0 {
+                assert_eq!(
+                    by_ref.call(&mut store, ()).unwrap(),
+                    expected,
+                    "d{i}, code first"
+                );
+                host_hands_out(&mut store);
+            } else {
+                host_hands_out(&mut store);
+                assert_eq!(
+                    by_ref.call(&mut store, ()).unwrap(),
+                    expected,
+                    "d{i}, host first"
+                );
+            }
+            // And again, now that the slot is filled.
+            assert_eq!(by_ref.call(&mut store, ()).unwrap(), expected);
+        }
     }
 }

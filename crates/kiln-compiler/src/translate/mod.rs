@@ -58,7 +58,7 @@ pub fn translate_function(
     index: DefinedFuncIndex,
     body: &FunctionBody<'_>,
     builder_ctx: &mut FunctionBuilderContext,
-) -> Result<Translated, CompileError> {
+) -> Result<Function, CompileError> {
     let func_index = FuncIndex(module.info.num_imported_funcs + index.0);
     let ty = &module.info.types[module.info.functions[func_index].ty];
     let sig = wasm_signature(ty, module.call_conv);
@@ -68,16 +68,7 @@ pub fn translate_function(
     translator.translate(func_index, body)?;
     translator.builder.seal_all_blocks();
     translator.builder.finalize(module.frontend);
-    let ref_funcs = translator.ref_funcs;
-    Ok(Translated { func, ref_funcs })
-}
-
-/// A translated function body.
-pub struct Translated {
-    /// Its Cranelift IR.
-    pub func: Function,
-    /// The functions its `ref.func` instructions name, in order met (with repeats).
-    pub ref_funcs: Vec<u32>,
+    Ok(func)
 }
 
 /// The state of one function's translation.
@@ -105,8 +96,6 @@ pub(crate) struct FuncTranslator<'m, 'f> {
     /// reload (or keep from merging) a global, a table slot or a memory's length; calls
     /// still clobber everything, as a host function may write any of them.
     heap_region: ir::AliasRegion,
-    /// The functions `ref.func` names in this body (in reachable code), in order met.
-    ref_funcs: Vec<u32>,
 }
 
 impl<'m, 'f> FuncTranslator<'m, 'f> {
@@ -127,7 +116,6 @@ impl<'m, 'f> FuncTranslator<'m, 'f> {
             unreachable_depth: 0,
             signatures: HashMap::new(),
             direct_callees: HashMap::new(),
-            ref_funcs: Vec::new(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! `ref.is_null`, `ref.func`.
 //!
 //! A reference is one pointer-sized value, 0 meaning null: a `funcref` points to a
-//! `VMFuncRef` (for `ref.func`, the one in the instance's own vmctx), an `externref` is an
+//! `VMFuncRef` (for `ref.func`, the one in the instance's own vmctx, written on first
+//! use), an `externref` is an
 //! opaque handle that only the runtime interprets. `externref` table elements hold the
 //! same values; `funcref` table elements hold them tagged, so that instantiation can leave
 //! them unwritten ([`FuncTranslator::load_element`]).
@@ -11,7 +12,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{BlockArg, InstBuilder, Value, types};
 use kiln_artifact::vmoffsets::table_definition;
-use kiln_artifact::{Builtin, RefType, TableIndex, TrapCode};
+use kiln_artifact::{Builtin, FuncIndex, RefType, TableIndex, TrapCode};
 use wasmparser::Operator;
 
 use super::FuncTranslator;
@@ -109,13 +110,51 @@ impl FuncTranslator<'_, '_> {
                 self.push(is_null);
             }
             Operator::RefFunc { function_index } => {
-                self.ref_funcs.push(function_index);
-                let offset = self.module.offsets.func_ref(function_index);
-                let v = self.builder.ins().iadd_imm_u(self.vmctx, i64::from(offset));
+                let v = self.ref_func(FuncIndex(function_index));
                 self.push(v);
             }
             _ => unreachable!("not a table operator: {op:?}"),
         }
+    }
+
+    /// The address of `func`'s func ref slot in this instance's vmctx. An imported
+    /// function's slot was written when the import was linked; a defined function's is
+    /// written on first use: while its bit in the vmctx's filled set is clear, the runtime
+    /// writes it (`Builtin::FuncRefLazy`, out of line), so a pointer to a slot that does not
+    /// hold a func ref is never handed out and instantiation writes none of them.
+    fn ref_func(&mut self, func: FuncIndex) -> Value {
+        let offsets = self.module.offsets;
+        let slot = self
+            .builder
+            .ins()
+            .iadd_imm_u(self.vmctx, i64::from(offsets.func_ref(func.0)));
+        let Some(defined) = self.module.info.defined_func_index(func) else {
+            return slot;
+        };
+        let word = self.load_vm(
+            types::I64,
+            self.vmctx,
+            offsets.func_ref_filled_word(defined.0),
+        );
+        let filled = self
+            .builder
+            .ins()
+            .band_imm_s(word, 1i64 << (defined.0 % 64));
+        let unfilled = self.builder.create_block();
+        let done = self.builder.create_block();
+        let value = self.builder.append_block_param(done, POINTER_TYPE);
+        self.builder
+            .ins()
+            .brif(filled, done, &[BlockArg::Value(slot)], unfilled, &[]);
+        self.builder.set_cold_block(unfilled);
+        self.builder.seal_block(unfilled);
+        self.builder.switch_to_block(unfilled);
+        let func = self.const_u32(func.0);
+        let written = self.call_builtin(Builtin::FuncRefLazy, &[func])[0];
+        self.builder.ins().jump(done, &[BlockArg::Value(written)]);
+        self.builder.seal_block(done);
+        self.builder.switch_to_block(done);
+        value
     }
 
     fn is_funcref_table(&self, table: TableIndex) -> bool {

@@ -1,8 +1,8 @@
 //! Instantiation: checking a module's needs against the store's limits, filling the new
 //! instance's vmctx (imports, func refs), creating its memories, tables and globals, and
 //! writing its element and data segments or mapping its memory image. Nothing here is done
-//! per function: function ids are computed from the instance, and only the func refs that
-//! can be observed ([`crate::func_refs`]) are written.
+//! per function: function ids are computed from the instance, and func refs are written
+//! when first used ([`Instance::filled_func_ref`]).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -132,8 +132,6 @@ impl StoreOpaque {
             table_ptrs: Vec::with_capacity(info.tables.len()),
             dropped_data: (0..info.data.len()).map(|_| Cell::new(false)).collect(),
             dropped_elems: (0..info.elements.len()).map(|_| Cell::new(false)).collect(),
-            // Until instantiation wrote the slots code can reach (`initialize`).
-            func_refs_filled: crate::func_refs::FuncRefsFilled::new(0),
         });
         // The instance is kept even if initialisation fails: its vmctx holds the definitions
         // of memories, tables and globals already registered in the store, and its id must
@@ -173,7 +171,6 @@ impl StoreOpaque {
     ) -> Result<Option<FuncId>, InstantiateError> {
         self.write_vmctx_header(instance);
         self.link_imports(instance, module, imports)?;
-        write_reachable_func_refs(instance, module);
         self.create_memories(instance, module)?;
         self.create_tables(instance, module)?;
         self.create_globals(instance, module);
@@ -512,25 +509,4 @@ fn place_segment(instance: &Instance, table: u32, elem: u32, dst: u32, len: u32)
         Ok(table) => table.place_segment(elem, dst, len),
         Err(_) => false,
     }
-}
-
-/// Writes the func refs of the defined functions code names with `ref.func` (and the start
-/// function); the other slots are written when a pointer to them is first made
-/// (`Instance::filled_func_ref`).
-fn write_reachable_func_refs(instance: &mut Instance, module: &LoadedModule) {
-    let (vm, offsets) = (&instance.vmctx, instance.offsets);
-    let code_base = module.code_base();
-    let escaping = module.escaping_funcs();
-    for f in &escaping.funcs {
-        let slot = vm.field::<VMFuncRef>(offsets.func_ref(f.index));
-        // SAFETY: a bounds-checked field at this module's offset for function `f`.
-        unsafe {
-            slot.write(VMFuncRef {
-                wasm_call: code_base.wrapping_add(f.body_start as usize),
-                vmctx: vm.as_ptr(),
-                type_id: f.type_id,
-            })
-        };
-    }
-    instance.func_refs_filled = crate::func_refs::FuncRefsFilled::from_bits(&escaping.filled);
 }
