@@ -7,7 +7,9 @@
 //! data), `functions` (20,000 functions, no data), `data` (10 functions, 1 MiB of data in 16
 //! segments), `large` (20,000 functions and 1 MiB of data). Every 4th function is exported,
 //! and one active element segment puts every function in the table, as a C program's
-//! indirect-call table holds every function whose address is taken.
+//! indirect-call table holds every function whose address is taken. `large (checked load)`
+//! instantiates `large` after a checked load of its artifact from a file (what `kiln run`
+//! does on a cache hit), which trusts no list in the metadata.
 
 use std::hint::black_box;
 
@@ -115,6 +117,20 @@ fn benches(c: &mut Criterion) {
                 black_box(linker.instantiate(&mut store, &module).unwrap());
             })
         });
+        if label == "large" {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("large.kiln");
+            std::fs::write(&path, module.serialize().unwrap()).unwrap();
+            // SAFETY: the file holds an artifact this engine just serialized, unchanged
+            // while loaded; the checked load verifies it as well.
+            let checked = unsafe { Module::deserialize_file(&engine, &path) }.unwrap();
+            group.bench_function(BenchmarkId::from_parameter("large (checked load)"), |b| {
+                b.iter(|| {
+                    let mut store = Store::new(&engine, ());
+                    black_box(linker.instantiate(&mut store, &checked).unwrap());
+                })
+            });
+        }
     }
     group.finish();
 }
