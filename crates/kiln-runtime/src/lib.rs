@@ -8,8 +8,10 @@
 //!   range, or copying when the filesystem forbids executable mappings).
 //! * [`store`] owns everything: instances ([`instance`]) whose `VMContext` is laid out by
 //!   `kiln_artifact::VMOffsets`, memories ([`memory`], a reservation whose accessible prefix
-//!   grows in place), tables ([`table`]), globals and host functions ([`func`]), all named
-//!   by the plain numbers of [`ids`].
+//!   grows in place), tables ([`table`]), globals and host functions, all named by the plain
+//!   numbers of [`ids`]. It is the top layer: what needs a store (calls, host functions,
+//!   the builtins generated code calls, instantiation) lives under it, and nothing outside
+//!   it names a store, so the other modules depend on each other without a cycle.
 //! * [`traphandlers`] enters wasm through the type's array-to-wasm trampoline from a small C
 //!   helper that holds a `sigsetjmp` buffer. Each entry pushes an activation on a per-thread
 //!   chain; the process-wide SIGSEGV/SIGBUS/SIGILL/SIGFPE handler (running on a per-thread
@@ -31,10 +33,8 @@
 )))]
 compile_error!("kiln-runtime supports Linux on x86_64 and aarch64 only");
 
-pub mod builtins;
 pub mod bulk;
 pub mod code_mappings;
-pub mod func;
 pub mod ids;
 pub mod instance;
 pub mod limits;
@@ -47,10 +47,10 @@ pub mod table_words;
 pub mod traphandlers;
 pub mod vmcontext;
 
-pub use func::{HostFn, HostFuncDef};
 pub use limits::StoreLimits;
 pub use loader::{LoadError, LoadedModule, Verification};
 pub use memory::MemoryStrategy;
+pub use store::host_func::{HostFn, HostFuncDef};
 pub use store::{
     CallError, Extern, FrameInfo, FuncId, GlobalId, InstanceId, InstantiateError, MemoryId, Store,
     StoreConfig, TableId, Trap,

@@ -1,11 +1,14 @@
 //! Stores: the owner of every instance, function, memory, table and global. Calls into wasm
-//! live in `call`, instantiation in `instantiate`, failures in `errors` and
-//! archived-to-native type conversions in [`convert`]; the ids a store hands out are in
-//! [`crate::ids`], which every other module can name without depending on stores.
+//! live in `call`, host functions in [`host_func`], the builtins generated code calls in
+//! [`builtins`], instantiation in `instantiate`, failures in `errors` and archived-to-native
+//! type conversions in [`convert`]; the ids a store hands out are in [`crate::ids`], which
+//! every other module can name without depending on stores.
 
+pub mod builtins;
 mod call;
 pub mod convert;
 mod errors;
+pub mod host_func;
 mod instantiate;
 
 use crate::ids::FuncOwner;
@@ -19,13 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_artifact::{EntityIndex, FuncIndex, FuncType, GlobalType, MemoryType, TableType};
 
-use crate::func::{HostFn, HostFuncDef};
 use crate::instance::Instance;
 use crate::limits::StoreLimits;
 use crate::loader::LoadedModule;
 use crate::memory::{Memory, MemoryStrategy};
 use crate::table::Table;
 use crate::vmcontext::{VMFuncRef, VMGlobalDefinition, VMHostFuncContext, VMStoreContext, ValRaw};
+use host_func::{HostFn, HostFuncDef};
 
 /// How a store runs code.
 #[derive(Clone, Copy, Debug)]

@@ -176,7 +176,15 @@ pub struct VMHostFuncContext {
     /// `HOST_FUNC_MAGIC`.
     pub magic: u32,
     /// The host closure and its signature.
-    pub func: crate::func::HostFuncData,
+    pub func: HostFuncData,
+}
+
+/// The runtime-private part of a `VMHostFuncContext`.
+pub struct HostFuncData {
+    /// The function's signature.
+    pub ty: std::sync::Arc<kiln_artifact::FuncType>,
+    /// A `HostFn<D>` (`crate::store::host_func`) for the store's `D`.
+    pub callee: Box<dyn std::any::Any + Send + Sync>,
 }
 
 const _: () = {

@@ -3,8 +3,8 @@
 
 use kiln_artifact::{FuncIndex, TrapCode};
 
+use super::host_func::host_fn;
 use super::{CallError, FrameInfo, FuncId, FuncOwner, Store, StoreOpaque, Trap};
-use crate::func::host_fn;
 use crate::traphandlers::{self, UnwindReason};
 use crate::vmcontext::{VMStoreContext, ValRaw};
 

@@ -12,12 +12,12 @@ use kiln_artifact::{
     MemoryType, RefType,
 };
 
+use super::builtins::BUILTINS;
 use super::convert::{global_type, table_type};
 use super::{
     Extern, FuncId, FuncOwner, FuncRefs, GlobalData, GlobalId, InstanceId, InstantiateError,
     MemoryId, StoreOpaque, TableId, Trap,
 };
-use crate::builtins::BUILTINS;
 use crate::bulk::segment_len;
 use crate::instance::{Instance, VMContextAlloc};
 use crate::loader::LoadedModule;

@@ -5,8 +5,8 @@
 //! Helpers never unwind or longjmp: a failure is returned as a non-zero status, and the
 //! generated code raises the trap itself.
 
+use super::StoreOpaque;
 use crate::instance::Instance;
-use crate::store::StoreOpaque;
 use crate::vmcontext::{VMBuiltinFunctions, VMFuncRef, VMStoreContext};
 
 /// The one table of builtins every instance points to.

@@ -1,6 +1,5 @@
 //! Host functions: their contexts, and the array-call shim through which wasm calls them.
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -10,23 +9,16 @@ use kiln_artifact::vmoffsets::HOST_FUNC_MAGIC;
 
 use crate::ids::InstanceId;
 use crate::instance::Instance;
-use crate::store::Store;
 use crate::traphandlers::{self, HostError, UnwindReason};
-use crate::vmcontext::{VMHostFuncContext, VMStoreContext, ValRaw};
+use crate::vmcontext::{HostFuncData, VMHostFuncContext, VMStoreContext, ValRaw};
+
+use super::Store;
 
 /// A host function over a store with data `D`: gets the store, the calling instance (if
 /// called from wasm) and the value array (params in, results out).
 pub type HostFn<D> = Arc<
     dyn Fn(&mut Store<D>, Option<InstanceId>, &mut [ValRaw]) -> Result<(), HostError> + Send + Sync,
 >;
-
-/// The runtime-private part of a `VMHostFuncContext`.
-pub struct HostFuncData {
-    /// The function's signature.
-    pub ty: Arc<FuncType>,
-    /// A `HostFn<D>` for the store's `D`.
-    pub callee: Box<dyn Any + Send + Sync>,
-}
 
 /// A host function that any number of stores with data `D` can hold: its context is made
 /// once (a linker makes one per definition) and shared, so adding it to a store allocates
