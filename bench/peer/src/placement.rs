@@ -5,9 +5,9 @@
 //! over 64 positions gave 0.98 to 1.37 times Wasmtime's time. One build of each engine is one
 //! draw from that lottery, so a single ratio can say more about where a loop landed than
 //! about either compiler. [`variant`] rewrites a module so that every function body starts
-//! with `stores` extra machine instructions that never run, which moves all of its code by the
-//! same few bytes in both engines; timing a series of these variants compares the engines
-//! over many placements instead of one.
+//! with `stores` extra machine instructions that never run, which moves all of its code in
+//! both engines (by 7 to 10 bytes per store, not always the same in each); timing a series
+//! of these variants compares the engines over many placements instead of one.
 
 use wasm_encoder::reencode::{self, Reencode};
 
