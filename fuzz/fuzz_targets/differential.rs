@@ -182,6 +182,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(wasm) = kiln_fuzz::terminating_module(&mut u) else {
         return;
     };
+    // `KILN_FUZZ_DUMP=file.wasm` keeps the module a replayed input made.
+    if let Ok(path) = std::env::var("KILN_FUZZ_DUMP") {
+        std::fs::write(path, &wasm).expect("the module is written");
+    }
     let Some(expected) = run_wasmi(&wasm) else {
         return;
     };
