@@ -18,6 +18,7 @@
 //!   defined tables       [VMTableDefinition { base, current_elements }]  2P each
 //!   defined memories     [VMMemoryDefinition { base, current_length }]   2P each
 //!   defined globals      [VMGlobalDefinition] (16 bytes, 16-aligned)
+//!   func refs filled     [u64], one bit per defined function (bit d % 64 of word d / 64)
 //!   func refs            [VMFuncRef { wasm_call, vmctx, type_id }]   2P + 8 each, one per function
 //! ```
 
@@ -132,8 +133,8 @@ pub enum Builtin {
     /// bounds) of a `funcref` table whose word is 0, not written since instantiation: the
     /// value its segments gave it, which the runtime writes back (tagged) for the next read.
     TableGetLazy,
-    /// `fn(vmctx, func: u32) -> *const VMFuncRef`: the func ref of defined function `func`,
-    /// whose bit in the filled set was clear: written now (and the bit set), so that
+    /// `fn(vmctx, func: u32) -> *const VMFuncRef`: the func ref of `func` (an index in the
+    /// function index space, of a defined function), whose bit in the filled set was clear: written now (and the bit set), so that
     /// `ref.func` hands out only slots that hold a func ref.
     FuncRefLazy,
 }
@@ -362,5 +363,19 @@ mod tests {
         assert!(o.func_ref(10) <= o.size());
         assert_eq!(o.size() % 16, 0);
         assert!(o.fits());
+    }
+
+    #[test]
+    fn the_filled_set_has_a_word_per_64_defined_functions() {
+        let counts = VMCounts {
+            imported_funcs: 2,
+            funcs: 132,
+            ..VMCounts::default()
+        };
+        let o = VMOffsets::new(8, counts);
+        assert_eq!(o.func_ref_filled_word(63), o.func_ref_filled_word(0));
+        assert_eq!(o.func_ref_filled_word(64), o.func_ref_filled_word(0) + 8);
+        assert_eq!(o.func_ref_filled_word(129), o.func_ref_filled_word(0) + 16);
+        assert!(o.func_ref_filled_word(129) + 8 <= o.func_ref(0));
     }
 }

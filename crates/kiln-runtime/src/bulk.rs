@@ -249,8 +249,8 @@ impl Instance {
     }
 
     /// The `VMFuncRef` of function `func` in this instance's vmctx, filled if it was not
-    /// yet (null if out of range). Every pointer to a func ref of this instance that code
-    /// or the host can see comes from here or from instantiation's eager writes.
+    /// yet (null if out of range), for element items, global initialisers and
+    /// `table.init`; [`Instance::filled_func_ref`] says which other paths fill slots.
     pub fn func_ref_ptr(&self, func: u32) -> *const VMFuncRef {
         if (func as usize) < self.info().functions.len() {
             self.filled_func_ref(kiln_artifact::FuncIndex(func))

@@ -145,8 +145,9 @@ impl Instance {
             .field::<u64>(self.offsets.func_ref_filled_word(defined));
         let bit = 1u64 << (defined % 64);
         // SAFETY: the word lies in this live vmctx (bounds-checked by `field`), 8-aligned
-        // by the layout; the instance's thread is the only one that touches its vmctx, and
-        // generated code only reads this word.
+        // by the layout. Slots are filled only while the store is held mutably (see the
+        // `Sync` impl of `Store`), so no other thread touches this vmctx now; generated
+        // code only reads this word.
         let filled = unsafe { word.read() } & bit != 0;
         if !filled {
             let body = info.compiled[DefinedFuncIndex(defined)]

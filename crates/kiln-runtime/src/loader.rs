@@ -46,9 +46,6 @@ pub enum Verification {
     Checked,
     /// Header and compatibility only; the metadata is trusted. O(1) in the module's size.
     Unchecked,
-    /// Everything `Checked` checks, for bytes this process's compiler just wrote: the
-    /// metadata is also known to describe the code, as after an unchecked load.
-    Fresh,
 }
 
 /// Artifacts up to this size are read from their file rather than mapped (their code is

@@ -116,7 +116,12 @@ pub struct Store<D> {
 // `Send + Sync`. Nothing in a store is tied to the thread that created it: the signal
 // handling state is per call, not per store.
 unsafe impl<D: Send> Send for Store<D> {}
-// SAFETY: shared access to a store only reads; mutation needs `&mut Store`.
+// SAFETY: what shared access to a store reaches through the facade (types, sizes, memory
+// reads) only reads. The runtime's methods that write through `&self` (filling a func ref
+// slot, `Instance::filled_func_ref`; writing back a lazily computed table element) are
+// called only with the store held mutably: by the facade's `AsContextMut` methods, or by
+// wasm code and builtins while an entry into wasm holds it. They are not for code that
+// holds `&Store` on several threads.
 unsafe impl<D: Sync> Sync for Store<D> {}
 
 /// # Safety
@@ -339,8 +344,7 @@ impl StoreOpaque {
     }
 
     /// The func ref of a wasm function: its slot in its instance's vmctx, filled first if
-    /// instantiation left it empty (a function whose func ref could not be observed from
-    /// the module, but whose id the host holds).
+    /// nothing has filled it yet (instantiation fills none).
     fn wasm_func_ref(&self, func: FuncId) -> *const VMFuncRef {
         let FuncOwner::Wasm(instance, index) = func.owner() else {
             unreachable!("wasm_func_ref of a host function")

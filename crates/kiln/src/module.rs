@@ -154,9 +154,14 @@ fn file_prefix(file: &std::fs::File) -> std::io::Result<[u8; 8]> {
 /// Loads an artifact that `engine`'s compiler wrote just now.
 pub(crate) fn load_fresh(engine: &Engine, artifact: &[u8]) -> Result<Arc<LoadedModule>> {
     // SAFETY: the engine's own compiler wrote these bytes just now, and they are copied into
-    // memory the module owns.
+    // memory the module owns; they are checked all the same (a compiler bug shows as an
+    // error, not as a runtime fault).
     unsafe {
-        LoadedModule::from_bytes(artifact, engine.compat(), kiln_runtime::Verification::Fresh)
+        LoadedModule::from_bytes(
+            artifact,
+            engine.compat(),
+            kiln_runtime::Verification::Checked,
+        )
     }
     .map_err(Error::from_load)
 }

@@ -1,8 +1,9 @@
 //! Func refs filled lazily: instantiation writes none of a module's own; `ref.func` in code
 //! fills its slot the first time it runs (a bit test inline, the runtime out of line), a
-//! table element or global when first read, and an exported function's when the host first
-//! hands the function anywhere. Every path, in any order, must see a callable func ref;
-//! debug builds poison unwritten slots, so one handed out unfilled fails loudly.
+//! table element when first read, a global's initialiser when instantiation evaluates it,
+//! and an exported function's when the host first hands the function anywhere. Every path,
+//! in any order, must see a callable func ref; debug builds poison unwritten slots, so one
+//! handed out unfilled fails loudly.
 
 use kiln::{
     Engine, Extern, Global, GlobalType, Instance, Linker, Module, RefType, Store, Table, TableType,

@@ -210,8 +210,9 @@ unsafe extern "C" fn table_get_lazy(vmctx: *mut u8, table: u32, index: u32) -> *
     unsafe { caller(vmctx) }.table_get_lazy(table, index)
 }
 
-/// `Builtin::FuncRefLazy`: the func ref slot of `func` (a defined function, so in range:
-/// the compiler emits the call only for those), which the caller found unwritten.
+/// `Builtin::FuncRefLazy`: the func ref slot of `func` (an index in the function index
+/// space, of a defined function: the compiler emits the call only for those), which the
+/// caller found unwritten.
 ///
 /// # Safety
 /// Called only by generated code with its own, live vmctx.

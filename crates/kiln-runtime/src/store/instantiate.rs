@@ -117,6 +117,11 @@ impl StoreOpaque {
         let num_funcs = info.functions.len() as u32;
         let num_imported_funcs = info.num_imported_funcs.to_native();
         let defined_func_refs = offsets.func_ref(num_imported_funcs)..offsets.func_ref(num_funcs);
+        // The filled set must be zeroed: it lies below the slots left unzeroed.
+        let defined_funcs = num_funcs.saturating_sub(num_imported_funcs);
+        debug_assert!(
+            offsets.func_ref_filled_word(0) + 8 * defined_funcs.div_ceil(64) <= offsets.func_ref(0)
+        );
         let vmctx = VMContextAlloc::new(offsets.size(), defined_func_refs);
         let id = InstanceId(self.instances.len() as u32);
         let mut instance = Box::new(Instance {
