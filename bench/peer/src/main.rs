@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 /// Runs of each timed step (the median is reported).
 const RUNS: usize = 201;
 const COMPILE_RUNS: usize = 3;
+/// Runs of a first load (each of its own copy of the artifact file).
+const FIRST_LOAD_RUNS: usize = 51;
 
 fn median(f: &mut dyn FnMut(), runs: usize) -> Duration {
     interleaved(&mut [f], runs)[0]
@@ -54,6 +56,7 @@ struct Row {
     load_checked: Option<Duration>,
     instantiate: Duration,
     load_and_instantiate: Duration,
+    first_load_and_instantiate: Duration,
 }
 
 /// Kiln's row and Wasmtime's for `wasm`: each compiles it (and writes its artifact into
@@ -131,6 +134,44 @@ fn start_up_rows(wasm: &[u8], dir: &Path) -> (Row, Row) {
         }],
         RUNS,
     );
+    // A host that starts many different modules loads each file for the first time: every
+    // start then maps its file anew (Kiln keeps no mapping of it yet). Each run loads its
+    // own copy, written and synced beforehand (in the page cache, clean, as a module file
+    // written long before would be).
+    let copies = |artifact: &[u8], extension: &str| -> Vec<PathBuf> {
+        (0..FIRST_LOAD_RUNS)
+            .map(|i| {
+                let path = dir.join(format!("first-{i}.{extension}"));
+                let mut file = std::fs::File::create(&path).unwrap();
+                std::io::Write::write_all(&mut file, artifact).unwrap();
+                file.sync_all().unwrap();
+                path
+            })
+            .collect()
+    };
+    let (k_copies, w_copies) = (copies(&k_artifact, "kiln"), copies(&w_artifact, "cwasm"));
+    let (mut k_next, mut w_next) = (k_copies.iter(), w_copies.iter());
+    let first_starts = interleaved(
+        &mut [
+            &mut || {
+                let path = k_next.next().unwrap();
+                // SAFETY: a copy of the artifact Kiln's engine wrote, unchanged while loaded.
+                let module = unsafe { kiln::Module::deserialize_file_unchecked(&k_engine, path) };
+                k_instantiate(&module.unwrap());
+            },
+            &mut || {
+                let path = w_next.next().unwrap();
+                // SAFETY: a copy of the artifact Wasmtime's engine wrote, unchanged while
+                // loaded.
+                let module = unsafe { wasmtime::Module::deserialize_file(&w_engine, path) };
+                w_instantiate(&module.unwrap());
+            },
+        ],
+        FIRST_LOAD_RUNS,
+    );
+    for path in k_copies.iter().chain(&w_copies) {
+        std::fs::remove_file(path).unwrap();
+    }
     let kiln = Row {
         compile: k_compile,
         artifact_bytes: k_artifact.len() as u64,
@@ -138,6 +179,7 @@ fn start_up_rows(wasm: &[u8], dir: &Path) -> (Row, Row) {
         load_checked: Some(loads[1]),
         instantiate: instantiations[0],
         load_and_instantiate: starts[0],
+        first_load_and_instantiate: first_starts[0],
     };
     let wasmtime = Row {
         compile: w_compile,
@@ -146,6 +188,7 @@ fn start_up_rows(wasm: &[u8], dir: &Path) -> (Row, Row) {
         load_checked: None,
         instantiate: instantiations[1],
         load_and_instantiate: starts[1],
+        first_load_and_instantiate: first_starts[1],
     };
     (kiln, wasmtime)
 }
@@ -184,10 +227,49 @@ fn main() {
     }
     // `KILN_PEER_PROFILE=instantiate` loops Kiln's instantiation of the first module only,
     // `KILN_PEER_PROFILE=load-instantiate` its unchecked load and instantiation,
-    // `KILN_PEER_PROFILE=checked-load` its checked load, for `perf record`;
+    // `KILN_PEER_PROFILE=checked-load` its checked load, `first-load-instantiate` loads
+    // and instantiations each of a file loaded for the first time, for `perf record`;
     // `KILN_PEER_PROFILE=instantiate-interleaved` (in `start_up_rows`) alternates the two
     // engines' instantiations of the first module after compiling it.
     let profile = std::env::var("KILN_PEER_PROFILE").unwrap_or_default();
+    if profile == "first-load-instantiate" {
+        // 4,000 copies in turn (far more than Kiln keeps mappings of), as a host that
+        // starts many different modules.
+        let engine = kiln::Engine::default();
+        let module = kiln::Module::new(&engine, std::fs::read(&paths[0]).unwrap()).unwrap();
+        let artifact = module.serialize().unwrap();
+        let linker = kiln_linker(&engine, &module);
+        let dir = std::env::temp_dir().join(format!("kiln-peer-first-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copies: Vec<PathBuf> = (0..4000)
+            .map(|i| {
+                let path = dir.join(format!("{i}.kiln"));
+                std::fs::write(&path, &artifact).unwrap();
+                path
+            })
+            .collect();
+        let mut steps = [const { Vec::new() }; 3];
+        for path in copies.iter().cycle().take(40_000) {
+            let began = Instant::now();
+            // SAFETY: a copy of the artifact this engine wrote just now, unchanged while
+            // loaded.
+            let loaded = unsafe { kiln::Module::deserialize_file_unchecked(&engine, path) };
+            let loaded = loaded.unwrap();
+            let loaded_at = Instant::now();
+            let mut store = kiln::Store::new(&engine, ());
+            linker.instantiate(&mut store, &loaded).unwrap();
+            let instantiated_at = Instant::now();
+            drop(store);
+            drop(loaded);
+            steps[0].push(loaded_at - began);
+            steps[1].push(instantiated_at - loaded_at);
+            steps[2].push(instantiated_at.elapsed());
+        }
+        let [load, instantiate, drop_both] = steps.map(execution::middle);
+        eprintln!("medians: load {load:?}, instantiate {instantiate:?}, drop {drop_both:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    }
     if ["instantiate", "load-instantiate", "checked-load"].contains(&profile.as_str()) {
         let engine = kiln::Engine::default();
         let module = kiln::Module::new(&engine, std::fs::read(&paths[0]).unwrap()).unwrap();
@@ -225,7 +307,7 @@ fn main() {
             break;
         }
         let (k, w) = start_up_rows(&wasm, &dir);
-        let rows: [(&str, String, String, String); 6] = [
+        let rows: [(&str, String, String, String); 7] = [
             (
                 "compile",
                 format!("{:.1} ms", k.compile.as_secs_f64() * 1e3),
@@ -261,6 +343,12 @@ fn main() {
                 us(k.load_and_instantiate),
                 us(w.load_and_instantiate),
                 ratio(k.load_and_instantiate, w.load_and_instantiate),
+            ),
+            (
+                "first load + instantiate",
+                us(k.first_load_and_instantiate),
+                us(w.first_load_and_instantiate),
+                ratio(k.first_load_and_instantiate, w.first_load_and_instantiate),
             ),
         ];
         for (step, kiln, wasmtime, r) in rows {

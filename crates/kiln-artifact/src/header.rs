@@ -199,6 +199,12 @@ impl Header {
     /// Parses and checks the header of `file`: magic, format version, header size, and that
     /// every section lies inside the file. Never panics, whatever the bytes.
     pub fn parse(file: &[u8]) -> Result<Header, ArtifactError> {
+        Self::parse_start(file, file.len() as u64)
+    }
+
+    /// [`Header::parse`] of a file of `file_len` bytes that begins with `start` (at least
+    /// the header; a loader that does not read the whole file).
+    pub fn parse_start(file: &[u8], file_len: u64) -> Result<Header, ArtifactError> {
         if file.len() < 8 || file[0..8] != MAGIC {
             return Err(ArtifactError::BadMagic);
         }
@@ -256,19 +262,22 @@ impl Header {
             ("code", header.code),
             ("data", header.data),
         ] {
-            match range.bounds(file.len()) {
+            match usize::try_from(file_len)
+                .ok()
+                .and_then(|len| range.bounds(len))
+            {
                 Some(r) if r.start >= HEADER_SIZE || r.is_empty() => {}
                 _ => {
                     return Err(ArtifactError::SectionOutOfBounds {
                         section: name,
                         offset: range.offset,
                         len: range.len,
-                        file_len: file.len() as u64,
+                        file_len,
                     });
                 }
             }
         }
-        header.check_layout(file.len() as u64)?;
+        header.check_layout(file_len)?;
         Ok(header)
     }
 

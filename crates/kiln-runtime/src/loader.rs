@@ -53,6 +53,10 @@ pub enum Verification {
 /// and unmapping them, and a read copy cannot change if the file does.
 const READ_AT_MOST: usize = 128 * 1024;
 
+/// What an unchecked load of a small file reads first, to learn from the header where the
+/// text section lies: files up to this size are read whole.
+const FIRST_READ: usize = 32 * 1024;
+
 /// The bytes of an artifact: mapped from a file, read from a small one, or copied into an
 /// anonymous mapping. At least 16-aligned, so the metadata archive (at offset 512) is too.
 #[derive(Debug)]
@@ -61,6 +65,11 @@ enum Storage {
     Mapped(memmap2::Mmap, ArtifactFile),
     /// The bytes of a small file, which stays open to map the memory image from.
     Read(rkyv::util::AlignedVec<16>, ArtifactFile),
+    /// The header and metadata of a small file, then its data section (at the next multiple
+    /// of 16), but not its text section, which is mapped from the file: an unchecked load
+    /// has no use for the code's bytes, and copying them out of the page cache was most of
+    /// the time of a first load (`read_without_code`).
+    ReadWithoutCode(rkyv::util::AlignedVec<16>, ArtifactFile),
     /// A page-aligned copy of bytes from memory, or of a sealed file.
     Anon(memmap2::Mmap),
 }
@@ -69,13 +78,15 @@ impl Storage {
     fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mapped(m, _) | Storage::Anon(m) => m,
-            Storage::Read(bytes, _) => bytes,
+            Storage::Read(bytes, _) | Storage::ReadWithoutCode(bytes, _) => bytes,
         }
     }
 
     fn file(&self) -> Option<&ArtifactFile> {
         match self {
-            Storage::Mapped(_, file) | Storage::Read(_, file) => Some(file),
+            Storage::Mapped(_, file)
+            | Storage::Read(_, file)
+            | Storage::ReadWithoutCode(_, file) => Some(file),
             Storage::Anon(_) => None,
         }
     }
@@ -158,23 +169,27 @@ fn next_module_id() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Checks `file` against `expected` and the host CPU, to the depth `verification` asks for.
+/// Checks the artifact of `file_len` bytes whose first bytes are `file` (all of them, unless
+/// `verification` is `Unchecked`, which needs the header only) against `expected` and the
+/// host CPU, to the depth `verification` asks for. Returns the header and the metadata and
+/// data sections' ranges in the file.
 fn check(
     file: &[u8],
+    file_len: usize,
     expected: &CompatInfo,
     verification: Verification,
 ) -> Result<(Header, std::ops::Range<usize>, std::ops::Range<usize>), ArtifactError> {
-    let header = Header::parse(file)?;
+    let header = Header::parse_start(file, file_len as u64)?;
     header.check_compat(expected)?;
     check_host_cpu(&header)?;
     check_code_placement(&header)?;
     let metadata = header
         .metadata
-        .bounds(file.len())
+        .bounds(file_len)
         .ok_or(ArtifactError::BadMagic)?;
     let data = header
         .data
-        .bounds(file.len())
+        .bounds(file_len)
         .ok_or(ArtifactError::BadMagic)?;
     if verification != Verification::Unchecked {
         kiln_artifact::verify_checksum(file, &header)?;
@@ -186,6 +201,35 @@ fn check(
         ));
     }
     Ok((header, metadata, data))
+}
+
+/// For an unchecked load of a small file: reads the header and the metadata, then the data
+/// section onto the next multiple of 16 after them, and not the text section, which is
+/// mapped from the file. One `pread` of the first [`FIRST_READ`] bytes, another for the
+/// rest of the metadata if it is longer, one for the data section. The header is only
+/// parsed here; `check` checks it.
+fn read_without_code(
+    path: &Path,
+    file: &std::fs::File,
+    len: usize,
+) -> Result<rkyv::util::AlignedVec<16>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut bytes = rkyv::util::AlignedVec::<16>::with_capacity(FIRST_READ);
+    crate::sys::read_file_into(file, 0, FIRST_READ.min(len), &mut bytes).map_err(io)?;
+    let header = Header::parse_start(&bytes, len as u64)?;
+    let metadata = header.metadata.bounds(len).ok_or(ArtifactError::BadMagic)?;
+    let data = header.data.bounds(len).ok_or(ArtifactError::BadMagic)?;
+    if metadata.end > bytes.len() {
+        let rest = metadata.end - bytes.len();
+        crate::sys::read_file_into(file, bytes.len() as u64, rest, &mut bytes).map_err(io)?;
+    }
+    // Drops what was read past the metadata (padding, code), or pads to 16.
+    bytes.resize(metadata.end.next_multiple_of(16), 0);
+    crate::sys::read_file_into(file, data.start as u64, data.len(), &mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// Copies `bytes` into a fresh page-aligned read-only mapping (at least one byte long), so the
@@ -329,8 +373,16 @@ impl LoadedModule {
         let identity = crate::memory::FileIdentity::of(&stat);
         let len = usize::try_from(stat.len()).map_err(|_| ArtifactError::BadMagic)?;
         let storage = if len <= READ_AT_MOST {
-            let bytes = crate::sys::read_file_start(&file, len).map_err(io)?;
-            Storage::Read(bytes, ArtifactFile { file, identity })
+            let file = ArtifactFile { file, identity };
+            match verification {
+                Verification::Unchecked if len > FIRST_READ => {
+                    Storage::ReadWithoutCode(read_without_code(path, &file.file, len)?, file)
+                }
+                _ => Storage::Read(
+                    crate::sys::read_file_start(&file.file, len).map_err(io)?,
+                    file,
+                ),
+            }
         } else {
             // A checked load reads every byte: populating the mapping in one call beats a
             // page fault per page.
@@ -341,11 +393,13 @@ impl LoadedModule {
         };
         let bytes = storage.bytes();
         let file = &storage.file().expect("a file was just opened").file;
-        let (header, metadata, data) = check(bytes, expected, verification)?;
-        let code_range = header
-            .code
-            .bounds(bytes.len())
-            .ok_or(ArtifactError::BadMagic)?;
+        let (header, metadata, mut data) = check(bytes, len, expected, verification)?;
+        if let Storage::ReadWithoutCode(..) = storage {
+            // `read_without_code` put the data section after the metadata.
+            let start = metadata.end.next_multiple_of(16);
+            data = start..start + data.len();
+        }
+        let code_range = header.code.bounds(len).ok_or(ArtifactError::BadMagic)?;
         let code = if code_range.is_empty() {
             Code::Empty
         } else {
@@ -369,11 +423,20 @@ impl LoadedModule {
                         "cannot map the code of {} executable ({e}); copying it instead",
                         path.display()
                     );
-                    Code::Mapped(crate::sys::copy_to_executable(&bytes[code_range]).map_err(io)?)
+                    let copy = match &storage {
+                        Storage::ReadWithoutCode(..) => {
+                            let mut code = rkyv::util::AlignedVec::<16>::new();
+                            let offset = header.code.offset;
+                            crate::sys::read_file_into(file, offset, code_range.len(), &mut code)
+                                .map_err(io)?;
+                            crate::sys::copy_to_executable(&code)
+                        }
+                        _ => crate::sys::copy_to_executable(&bytes[code_range]),
+                    };
+                    Code::Mapped(copy.map_err(io)?)
                 }
             }
         };
-        let len = bytes.len();
         Ok(Arc::new(LoadedModule {
             id: next_module_id(),
             storage,
@@ -417,7 +480,7 @@ impl LoadedModule {
             source,
         };
         let file = &map[..len];
-        let (header, metadata, data) = check(file, expected, verification)?;
+        let (header, metadata, data) = check(file, len, expected, verification)?;
         let code_range = header
             .code
             .bounds(file.len())
@@ -458,9 +521,16 @@ impl LoadedModule {
         self.id
     }
 
-    /// The artifact's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.storage.bytes()[..self.len]
+    /// The artifact's bytes: read from its file again if the load did not read them all.
+    pub fn artifact_bytes(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        match &self.storage {
+            Storage::ReadWithoutCode(_, file) => {
+                Ok(crate::sys::read_file_start(&file.file, self.len)?
+                    .to_vec()
+                    .into())
+            }
+            storage => Ok(storage.bytes()[..self.len].into()),
+        }
     }
 
     /// The parsed header.

@@ -270,20 +270,36 @@ pub unsafe fn map_file_private(
 /// page read and `munmap` (0.8 against 4.3 µs for 4 KiB, 3.2 against 10 µs for 88 KiB on
 /// the machine where Kiln is measured).
 pub fn read_file_start(file: &std::fs::File, len: usize) -> io::Result<rkyv::util::AlignedVec<16>> {
-    use std::os::fd::AsRawFd;
     let mut buffer = rkyv::util::AlignedVec::<16>::with_capacity(len);
+    read_file_into(file, 0, len, &mut buffer)?;
+    Ok(buffer)
+}
+
+/// Appends the `len` bytes of `file` at `offset` to `buffer`, with `pread` straight into its
+/// spare capacity.
+pub fn read_file_into(
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+    buffer: &mut rkyv::util::AlignedVec<16>,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    buffer.reserve(len);
+    let start = buffer.len();
     let mut done = 0;
     while done < len {
-        let offset = libc::off_t::try_from(done)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
-        // SAFETY: the destination is the buffer's spare capacity past the `done` bytes
-        // already read: `len - done` bytes, all inside the allocation of `len` bytes.
+        let at = offset
+            .checked_add(done as u64)
+            .and_then(|at| libc::off_t::try_from(at).ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+        // SAFETY: the destination is the buffer's spare capacity past the `start + done`
+        // bytes already there: `len - done` bytes, inside the capacity reserved above.
         let read = unsafe {
             libc::pread(
                 file.as_raw_fd(),
-                buffer.as_mut_ptr().add(done).cast(),
+                buffer.as_mut_ptr().add(start + done).cast(),
                 len - done,
-                offset,
+                at,
             )
         };
         match read {
@@ -297,9 +313,10 @@ pub fn read_file_start(file: &std::fs::File, len: usize) -> io::Result<rkyv::uti
             }
         }
     }
-    // SAFETY: `pread` initialised all `len` bytes, and the capacity holds them.
-    unsafe { buffer.set_len(len) };
-    Ok(buffer)
+    // SAFETY: `pread` initialised the `len` bytes after the first `start`, all inside the
+    // capacity.
+    unsafe { buffer.set_len(start + len) };
+    Ok(())
 }
 
 /// Reads all of `file` into a fresh anonymous read-only mapping (page-aligned), so that

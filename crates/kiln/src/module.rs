@@ -241,7 +241,15 @@ impl Module {
     /// The artifact bytes of this module, loadable with [`Module::deserialize`] (or, if the
     /// engine holds an artifact key, with [`Module::deserialize_sealed`]).
     pub fn serialize(&self) -> Result<Vec<u8>> {
-        Ok(self.inner.loaded.bytes().to_vec())
+        let bytes = self
+            .inner
+            .loaded
+            .artifact_bytes()
+            .map_err(|source| Error::Io {
+                path: "<the module's artifact file>".into(),
+                source,
+            })?;
+        Ok(bytes.into_owned())
     }
 
     /// Loads sealed artifact bytes: the seal is verified under the engine's key

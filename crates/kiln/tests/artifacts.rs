@@ -337,12 +337,76 @@ fn copy_fallback_behaves_like_file_mapping() {
     let path = dir.path().join("m.kiln");
     std::fs::write(&path, &bytes).unwrap();
     kiln_runtime::loader::force_code_copy(true);
-    // SAFETY: artifact bytes that Kiln wrote in this test, some damaged on purpose: what is tested is that the checked load refuses them.
+    // SAFETY: the artifact this engine wrote just now, unchanged while loaded.
     let copied = unsafe { Module::deserialize_file(&engine, &path) };
     kiln_runtime::loader::force_code_copy(false);
     let copied = copied.unwrap();
     exercise(&engine, &copied);
     assert_eq!(copied.serialize().unwrap(), bytes);
+}
+
+/// An unchecked load of a small file past the first read (32 KiB) reads its header,
+/// metadata and data section but not its code, which it maps from the file (or, where that
+/// fails, reads from the file to copy). Passive and active data, tables and calls work, and
+/// `serialize` still gives the file's bytes.
+#[test]
+fn unchecked_loads_of_small_files_work_without_reading_the_code() {
+    let mut wat = String::from(
+        r#"(module
+  (memory (export "mem") 1)
+  (data (i32.const 16) "kiln")
+  (data $passive "passive bytes")
+  (table 2 funcref)
+  (elem (i32.const 1) $seven)
+  (func $seven (result i32) i32.const 7)
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "indirect") (result i32) (call_indirect (result i32) (i32.const 1)))
+  (func (export "byte") (param i32) (result i32) (i32.load8_u (local.get 0)))
+  (func (export "init") (memory.init $passive (i32.const 100) (i32.const 0) (i32.const 13)))
+"#,
+    );
+    for i in 0..600 {
+        wat.push_str(&format!(
+            "  (func (export \"f{i}\") (param i32) (result i32) \
+             (i32.mul (i32.add (local.get 0) (i32.const {i})) (i32.const 3)))\n"
+        ));
+    }
+    wat.push(')');
+    let engine = Engine::default();
+    let bytes = engine.precompile_module(wat.as_bytes()).unwrap();
+    assert!(
+        (32 * 1024..128 * 1024).contains(&bytes.len()),
+        "{} bytes: not between the first read and the size up to which files are read",
+        bytes.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.kiln");
+    std::fs::write(&path, &bytes).unwrap();
+    for copy_code in [false, true] {
+        kiln_runtime::loader::force_code_copy(copy_code);
+        // SAFETY: the artifact this engine wrote just now, unchanged while loaded.
+        let loaded = unsafe { Module::deserialize_file_unchecked(&engine, &path) };
+        kiln_runtime::loader::force_code_copy(false);
+        let module = loaded.unwrap();
+        exercise(&engine, &module);
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let init = instance
+            .get_typed_func::<(), ()>(&mut store, "init")
+            .unwrap();
+        init.call(&mut store, ()).unwrap();
+        let memory = instance.get_memory(&mut store, "mem").unwrap();
+        assert_eq!(&memory.data(&store)[100..113], b"passive bytes");
+        assert_eq!(&memory.data(&store)[16..20], b"kiln");
+        let f599 = instance
+            .get_typed_func::<i32, i32>(&mut store, "f599")
+            .unwrap();
+        assert_eq!(f599.call(&mut store, 1).unwrap(), 1800);
+        assert!(
+            module.serialize().unwrap() == bytes,
+            "serialize does not give the file's bytes"
+        );
+    }
 }
 
 /// Found by the `artifact` fuzz target: an export whose name was changed inside the metadata
