@@ -92,6 +92,22 @@ struct ImageKey {
     accessible: usize,
 }
 
+impl ImageKey {
+    /// Whether a memory laid out as `old` becomes one laid out as `self` by mapping
+    /// `self`'s image over `old`'s: both have images, at the same offset and of the same
+    /// length, in memories of the same accessible size.
+    fn replaces(&self, old: ImageKey) -> bool {
+        match (self.image, old.image) {
+            (Some(new), Some(old_image)) => {
+                self.accessible == old.accessible
+                    && new.memory_offset == old_image.memory_offset
+                    && new.len == old_image.len
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A reservation in the pool: zero and inaccessible, or (`warm`) left exactly as a new
 /// memory with that key would start, every written page discarded back to the image or to
 /// zero. A memory without an image is warm too, so instantiating a module without data
@@ -108,13 +124,21 @@ static RESERVATION_POOL: std::sync::Mutex<Vec<Pooled>> = std::sync::Mutex::new(V
 /// with `want`, else a pooled one reset to zero, else a new one.
 fn guard_reservation(len: usize, want: ImageKey) -> std::io::Result<Pooled> {
     let pooled = RESERVATION_POOL.lock().ok().and_then(|mut pool| {
-        match pool.iter().rposition(|p| p.warm == Some(want)) {
+        let found = pool.iter().rposition(|p| p.warm == Some(want)).or_else(|| {
+            pool.iter()
+                .rposition(|p| p.warm.is_some_and(|w| want.replaces(w)))
+        });
+        match found {
             Some(i) => Some(pool.swap_remove(i)),
             None => pool.pop(),
         }
     });
     match pooled {
         Some(p) if p.reservation.len() >= len && p.warm == Some(want) => Ok(p),
+        // Warm with another image of the same place and size: the new one is mapped over
+        // it (`Memory::write_image`), so nothing needs resetting first. The memory starts
+        // out naming the old image, which a failed instantiation clears.
+        Some(p) if p.reservation.len() >= len && p.warm.is_some_and(|w| want.replaces(w)) => Ok(p),
         Some(p) if p.reservation.len() >= len => {
             if let Some(old) = p.warm {
                 p.reservation.reset(old.accessible)?;

@@ -250,6 +250,60 @@ fn a_trapping_element_segment_leaves_the_image_unwritten() {
     }
 }
 
+/// A memory left warm with one file's image is taken by the next module whose image has
+/// the same place and size, from another file: its image is mapped over the old one, which
+/// must never show, not even when the instantiation fails before its data is written.
+#[test]
+fn another_files_image_is_replaced_or_cleared() {
+    let engine = Engine::default();
+    let wat = |word: &str| {
+        format!(
+            r#"(module
+              (import "env" "table" (table 2 funcref))
+              (memory 1)
+              (func $peek (result i32) (i32.load (i32.const 40)))
+              (elem (i32.const 0) $peek)
+              (elem (i32.const 5) $peek)
+              (data (i32.const 40) "{word}"))"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for word in ["AAAA", "BBBB"] {
+        let module = Module::new(&engine, wat(word)).unwrap();
+        assert!(image_of(&module).is_some());
+        let path = dir.path().join(format!("{word}.kiln"));
+        std::fs::write(&path, module.serialize().unwrap()).unwrap();
+        paths.push(path);
+    }
+    let instantiate = |path: &std::path::Path, table_size: u32| {
+        // SAFETY: the file holds an artifact this engine serialized and is not changed.
+        let module = unsafe { Module::deserialize_file_unchecked(&engine, path) }.unwrap();
+        let mut store = Store::new(&engine, ());
+        let ty = kiln::TableType {
+            element: kiln::RefType::FuncRef,
+            min: table_size,
+            max: None,
+        };
+        let table = Table::new(&mut store, ty, Val::FuncRef(None)).unwrap();
+        let result = Instance::new(&mut store, &module, &[Extern::Table(table)]);
+        let Some(Val::FuncRef(Some(peek))) = table.get(&mut store, 0) else {
+            panic!("the first segment should have been written");
+        };
+        let peek = peek.typed::<(), i32>(&store).unwrap();
+        let word = peek.call(&mut store, ()).unwrap().to_le_bytes();
+        (result.is_ok(), word)
+    };
+    for _ in 0..4 {
+        assert_eq!(instantiate(&paths[0], 10), (true, *b"AAAA"));
+        assert_eq!(instantiate(&paths[1], 2), (false, [0; 4]));
+        assert_eq!(instantiate(&paths[1], 10), (true, *b"BBBB"));
+        assert_eq!(instantiate(&paths[0], 10), (true, *b"AAAA"));
+        assert_eq!(instantiate(&paths[1], 10), (true, *b"BBBB"));
+        assert_eq!(instantiate(&paths[0], 2), (false, [0; 4]));
+    }
+}
+
 /// Dropped memories' reservations are reset and reused by later ones: nothing a previous
 /// instance wrote, grew or had mapped may show through.
 #[test]
