@@ -29,6 +29,20 @@ const IMPORTER: &str = r#"(module
   (import "m" "f" (func $f (result i32)))
   (func (export "twice") (result i32) (i32.add (call $f) (call $f))))"#;
 
+/// The artifact at `path`, which this engine serialized and nothing changes, loaded checked
+/// or unchecked.
+fn load(engine: &Engine, path: &std::path::Path, checked: bool) -> Module {
+    // SAFETY: the file holds an artifact this engine serialized and is not changed.
+    unsafe {
+        if checked {
+            Module::deserialize_file(engine, path)
+        } else {
+            Module::deserialize_file_unchecked(engine, path)
+        }
+    }
+    .unwrap()
+}
+
 /// Each way a function leaves its instance: called by code through `ref.func`, called by
 /// the host, put in a table by the host, imported by another instance; after an unchecked
 /// load and a checked one.
@@ -40,15 +54,7 @@ fn exported_functions_work_on_every_path() {
     let path = dir.path().join("exports.kiln");
     std::fs::write(&path, &artifact).unwrap();
     for checked in [false, true] {
-        // SAFETY: the file holds an artifact this engine serialized and is not changed.
-        let module = unsafe {
-            if checked {
-                Module::deserialize_file(&engine, &path)
-            } else {
-                Module::deserialize_file_unchecked(&engine, &path)
-            }
-        }
-        .unwrap();
+        let module = load(&engine, &path, checked);
         let mut store = Store::new(&engine, ());
         let instance = Instance::new(&mut store, &module, &[]).unwrap();
 
@@ -200,15 +206,7 @@ fn ref_func_fills_its_slot_on_first_use_in_either_order() {
     let path = dir.path().join("ref_func.kiln");
     std::fs::write(&path, &artifact).unwrap();
     for checked in [false, true] {
-        // SAFETY: the file holds an artifact this engine serialized and is not changed.
-        let module = unsafe {
-            if checked {
-                Module::deserialize_file(&engine, &path)
-            } else {
-                Module::deserialize_file_unchecked(&engine, &path)
-            }
-        }
-        .unwrap();
+        let module = load(&engine, &path, checked);
         let mut store = Store::new(&engine, ());
         let mut linker = Linker::new(&engine);
         linker.func_wrap("h", "a", || 1).unwrap();

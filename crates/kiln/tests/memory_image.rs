@@ -196,6 +196,25 @@ fn segments_placed_at_run_time_are_written_as_before() {
     assert!(image_of(&zeros).is_none());
 }
 
+/// Instantiates `module`, which imports `env.table` and places a `() -> i32` function at
+/// its element 0 first: whether instantiation succeeded, and what that function returns.
+fn instantiate_with_table(engine: &Engine, module: &Module, table_size: u32) -> (bool, i32) {
+    let mut store = Store::new(engine, ());
+    let ty = kiln::TableType {
+        element: kiln::RefType::FuncRef,
+        min: table_size,
+        max: None,
+    };
+    let table = Table::new(&mut store, ty, Val::FuncRef(None)).unwrap();
+    let result = Instance::new(&mut store, module, &[Extern::Table(table)]);
+    let peek = match table.get(&mut store, 0) {
+        Some(Val::FuncRef(Some(f))) => f,
+        other => panic!("the first segment should have been written, found {other:?}"),
+    };
+    let peek = peek.typed::<(), i32>(&store).unwrap();
+    (result.is_ok(), peek.call(&mut store, ()).unwrap())
+}
+
 /// Element segments are written before data segments: when one of them traps, functions
 /// already placed in an imported table must see a memory without the data.
 #[test]
@@ -225,20 +244,7 @@ fn a_trapping_element_segment_leaves_the_image_unwritten() {
         } else {
             module.clone()
         };
-        let mut store = Store::new(&engine, ());
-        let ty = kiln::TableType {
-            element: kiln::RefType::FuncRef,
-            min: table_size,
-            max: None,
-        };
-        let table = Table::new(&mut store, ty, Val::FuncRef(None)).unwrap();
-        let result = Instance::new(&mut store, &module, &[Extern::Table(table)]);
-        let peek = match table.get(&mut store, 0) {
-            Some(Val::FuncRef(Some(f))) => f,
-            other => panic!("the first segment should have been written, found {other:?}"),
-        };
-        let peek = peek.typed::<(), i32>(&store).unwrap();
-        (result.is_ok(), peek.call(&mut store, ()).unwrap())
+        instantiate_with_table(&engine, &module, table_size)
     };
     // With room for both segments the data is there; the memory's reservation then goes
     // back to the pool with the image in place, and the failing instantiation may get it.
@@ -279,20 +285,8 @@ fn another_files_image_is_replaced_or_cleared() {
     let instantiate = |path: &std::path::Path, table_size: u32| {
         // SAFETY: the file holds an artifact this engine serialized and is not changed.
         let module = unsafe { Module::deserialize_file_unchecked(&engine, path) }.unwrap();
-        let mut store = Store::new(&engine, ());
-        let ty = kiln::TableType {
-            element: kiln::RefType::FuncRef,
-            min: table_size,
-            max: None,
-        };
-        let table = Table::new(&mut store, ty, Val::FuncRef(None)).unwrap();
-        let result = Instance::new(&mut store, &module, &[Extern::Table(table)]);
-        let Some(Val::FuncRef(Some(peek))) = table.get(&mut store, 0) else {
-            panic!("the first segment should have been written");
-        };
-        let peek = peek.typed::<(), i32>(&store).unwrap();
-        let word = peek.call(&mut store, ()).unwrap().to_le_bytes();
-        (result.is_ok(), word)
+        let (ok, peek) = instantiate_with_table(&engine, &module, table_size);
+        (ok, peek.to_le_bytes())
     };
     for _ in 0..4 {
         assert_eq!(instantiate(&paths[0], 10), (true, *b"AAAA"));
