@@ -5,6 +5,9 @@
 //! in any order, must see a callable func ref; debug builds poison unwritten slots, so one
 //! handed out unfilled fails loudly.
 
+mod common;
+
+use common::load;
 use kiln::{
     Engine, Extern, Global, GlobalType, Instance, Linker, Module, RefType, Store, Table, TableType,
     Val, ValType,
@@ -28,20 +31,6 @@ const WAT: &str = r#"(module
 const IMPORTER: &str = r#"(module
   (import "m" "f" (func $f (result i32)))
   (func (export "twice") (result i32) (i32.add (call $f) (call $f))))"#;
-
-/// The artifact at `path`, which this engine serialized and nothing changes, loaded checked
-/// or unchecked.
-fn load(engine: &Engine, path: &std::path::Path, checked: bool) -> Module {
-    // SAFETY: the file holds an artifact this engine serialized and is not changed.
-    unsafe {
-        if checked {
-            Module::deserialize_file(engine, path)
-        } else {
-            Module::deserialize_file_unchecked(engine, path)
-        }
-    }
-    .unwrap()
-}
 
 /// Each way a function leaves its instance: called by code through `ref.func`, called by
 /// the host, put in a table by the host, imported by another instance; after an unchecked

@@ -3,6 +3,9 @@
 //! (code through `call_indirect` or `table.get`, the host, another instance that imported
 //! the table, a `table.copy`), after unchecked and checked loads alike.
 
+mod common;
+
+use common::load;
 use kiln::{Engine, Error, Extern, Instance, Linker, Module, Store, TrapCode, Val};
 
 /// Function `$fN` returns N. Three segments fill `$tab` (see `EXPECTED`): the second
@@ -64,19 +67,6 @@ fn artifact_file(engine: &Engine, wat: &str) -> (tempfile::TempDir, std::path::P
     )
     .unwrap();
     (dir, path)
-}
-
-/// The module loaded from `path`, checked or not.
-fn load(engine: &Engine, path: &std::path::Path, checked: bool) -> Module {
-    // SAFETY: the file holds an artifact this engine serialized and is not changed.
-    unsafe {
-        if checked {
-            Module::deserialize_file(engine, path)
-        } else {
-            Module::deserialize_file_unchecked(engine, path)
-        }
-    }
-    .unwrap()
 }
 
 /// Runs `test` on `DEFINER` loaded from a file unchecked, then checked.
