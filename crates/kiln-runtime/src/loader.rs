@@ -217,7 +217,8 @@ fn read_without_code(
         path: path.to_owned(),
         source,
     };
-    let mut bytes = rkyv::util::AlignedVec::<16>::with_capacity(FIRST_READ);
+    // Room for all it may read, so that no read moves what came before.
+    let mut bytes = rkyv::util::AlignedVec::<16>::with_capacity(len);
     crate::sys::read_file_into(file, 0, FIRST_READ.min(len), &mut bytes).map_err(io)?;
     let header = Header::parse_start(&bytes, len as u64)?;
     let metadata = header.metadata.bounds(len).ok_or(ArtifactError::BadMagic)?;
@@ -525,9 +526,9 @@ impl LoadedModule {
     pub fn artifact_bytes(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
         match &self.storage {
             Storage::ReadWithoutCode(_, file) => {
-                Ok(crate::sys::read_file_start(&file.file, self.len)?
-                    .to_vec()
-                    .into())
+                let mut bytes = vec![0; self.len];
+                std::os::unix::fs::FileExt::read_exact_at(&file.file, &mut bytes, 0)?;
+                Ok(bytes.into())
             }
             storage => Ok(storage.bytes()[..self.len].into()),
         }

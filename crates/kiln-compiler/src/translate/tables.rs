@@ -140,18 +140,35 @@ impl FuncTranslator<'_, '_> {
             .builder
             .ins()
             .band_imm_s(word, 1i64 << (defined.0 % 64));
-        let unfilled = self.builder.create_block();
+        self.inline_or_builtin(
+            |_| (filled, slot),
+            Builtin::FuncRefLazy,
+            |this| vec![this.const_u32(func.0)],
+        )
+    }
+
+    /// A value made inline when it can be, else by `builtin`, out of line. `inline` makes
+    /// (after the join block's parameter) a test and the value to use when the test is
+    /// non-zero; otherwise a cold block calls `builtin` with the arguments `args` makes there.
+    fn inline_or_builtin(
+        &mut self,
+        inline: impl FnOnce(&mut Self) -> (Value, Value),
+        builtin: Builtin,
+        args: impl FnOnce(&mut Self) -> Vec<Value>,
+    ) -> Value {
+        let cold = self.builder.create_block();
         let done = self.builder.create_block();
         let value = self.builder.append_block_param(done, POINTER_TYPE);
+        let (test, fast) = inline(self);
         self.builder
             .ins()
-            .brif(filled, done, &[BlockArg::Value(slot)], unfilled, &[]);
-        self.builder.set_cold_block(unfilled);
-        self.builder.seal_block(unfilled);
-        self.builder.switch_to_block(unfilled);
-        let func = self.const_u32(func.0);
-        let written = self.call_builtin(Builtin::FuncRefLazy, &[func])[0];
-        self.builder.ins().jump(done, &[BlockArg::Value(written)]);
+            .brif(test, done, &[BlockArg::Value(fast)], cold, &[]);
+        self.builder.set_cold_block(cold);
+        self.builder.seal_block(cold);
+        self.builder.switch_to_block(cold);
+        let args = args(self);
+        let computed = self.call_builtin(builtin, &args)[0];
+        self.builder.ins().jump(done, &[BlockArg::Value(computed)]);
         self.builder.seal_block(done);
         self.builder.switch_to_block(done);
         value
@@ -170,22 +187,11 @@ impl FuncTranslator<'_, '_> {
         if !self.is_funcref_table(table) {
             return word;
         }
-        let unwritten = self.builder.create_block();
-        let done = self.builder.create_block();
-        let value = self.builder.append_block_param(done, POINTER_TYPE);
-        let untagged = self.builder.ins().band_imm_s(word, !WRITTEN);
-        self.builder
-            .ins()
-            .brif(word, done, &[BlockArg::Value(untagged)], unwritten, &[]);
-        self.builder.set_cold_block(unwritten);
-        self.builder.seal_block(unwritten);
-        self.builder.switch_to_block(unwritten);
-        let table = self.const_u32(table.0);
-        let computed = self.call_builtin(Builtin::TableGetLazy, &[table, index])[0];
-        self.builder.ins().jump(done, &[BlockArg::Value(computed)]);
-        self.builder.seal_block(done);
-        self.builder.switch_to_block(done);
-        value
+        self.inline_or_builtin(
+            |this| (word, this.builder.ins().band_imm_s(word, !WRITTEN)),
+            Builtin::TableGetLazy,
+            |this| vec![this.const_u32(table.0), index],
+        )
     }
 
     /// The `VMTableDefinition` of `table`: a pointer and an offset from it.
