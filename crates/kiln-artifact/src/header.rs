@@ -202,6 +202,33 @@ impl Header {
         Self::parse_start(file, file.len() as u64)
     }
 
+    /// The length of the file whose header begins `start`: where its last section, the data
+    /// section, ends. Checks only the magic bytes and the format version, so a reader that may
+    /// not use any other byte yet (a sealed load, before the seal is verified) can refuse a
+    /// file whose length disagrees before reading the rest of it.
+    pub fn declared_len(start: &[u8]) -> Result<u64, ArtifactError> {
+        if start.len() < 8 || start[0..8] != MAGIC {
+            return Err(ArtifactError::BadMagic);
+        }
+        if start.len() < HEADER_SIZE {
+            return Err(ArtifactError::Truncated {
+                needed: HEADER_SIZE as u64,
+                found: start.len() as u64,
+            });
+        }
+        let format_version = get_u32(start, 8);
+        if format_version != FORMAT_VERSION {
+            return Err(ArtifactError::FormatVersion {
+                expected: FORMAT_VERSION,
+                found: format_version,
+            });
+        }
+        let data = get_range(start, DATA_FIELD);
+        data.offset
+            .checked_add(data.len)
+            .ok_or_else(|| ArtifactError::MalformedHeader("data section past 2^64".into()))
+    }
+
     /// [`Header::parse`] of a file of `file_len` bytes that begins with `start` (at least
     /// the header; a loader that does not read the whole file).
     pub fn parse_start(file: &[u8], file_len: u64) -> Result<Header, ArtifactError> {

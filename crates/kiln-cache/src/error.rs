@@ -29,6 +29,27 @@ pub enum CacheError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `clear` found something in the cache directory that Kiln does not make there (a
+    /// directory named by mistake, or a file someone else put in a shared cache), and
+    /// removed nothing.
+    #[error(
+        "{} is not a module cache entry: refusing to clear a directory that holds other files \
+         (is KILN_CACHE_DIR right?)",
+        path.display()
+    )]
+    Foreign {
+        /// The first such file or directory found.
+        path: PathBuf,
+    },
+    /// An entry is not a regular file of a size an artifact can have, or (without a key) is
+    /// not this user's own.
+    #[error("{}: {reason}", path.display())]
+    BadEntry {
+        /// The entry.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {

@@ -1,76 +1,74 @@
-//! Creating directories and entries so that readers never see a partial file.
+//! Writing entries so that readers never see a partial file.
 //!
 //! An entry is written to a temporary file in its final directory, synced, and renamed over
 //! its name: `rename` within one directory is atomic, so a reader opens the old entry, no
 //! entry, or the complete new one. A writer killed halfway leaves only a temporary file
 //! (named [`TEMP_PREFIX`]…), which no lookup opens and a later collection removes. When many
 //! processes store the same entry at once, each rename replaces a complete file with an
-//! equal one, and processes that mapped an earlier one keep their (unlinked) inode.
+//! equal one, and processes that mapped an earlier one keep their (unlinked) inode. Every
+//! step goes through the shard's descriptor ([`crate::dir`]): the temporary file is created
+//! `O_EXCL | O_NOFOLLOW`, so a name planted in a shared directory is never written through.
 
+use std::ffi::{CStr, CString};
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::Path;
 
+use crate::dir::CacheDir;
 use crate::error::{CacheError, io};
 
 /// Names of files being written start with this; they are never entries.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-/// Creates `dir` and its missing parents with mode 0700.
-pub fn create_private_dir(dir: &Path) -> Result<(), CacheError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))
-}
-
-/// Refuses a directory that another user owns or that others may write to.
-pub fn check_private(dir: &Path) -> Result<(), CacheError> {
-    let meta = std::fs::metadata(dir).map_err(io(dir))?;
-    let not_private = |reason: String| CacheError::NotPrivate {
-        path: dir.to_owned(),
-        reason,
-    };
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me {
-        return Err(not_private(format!(
-            "owned by uid {} (this process runs as {me})",
-            meta.uid()
-        )));
+/// Writes `bytes` as the entry `name` of `shard` atomically (see the module documentation).
+pub(crate) fn write_atomically(
+    shard: &CacheDir,
+    name: &CStr,
+    bytes: &[u8],
+) -> Result<(), CacheError> {
+    let (temp_name, mut temp) = create_temp(shard)?;
+    let temp_path = shard.path_of(&temp_name);
+    let written = temp
+        .write_all(bytes)
+        .and_then(|()| temp.sync_all())
+        .map_err(io(&temp_path));
+    drop(temp);
+    if written.is_ok() {
+        pause_point();
     }
-    let mode = meta.permissions().mode();
-    if mode & 0o022 != 0 {
-        return Err(not_private(format!(
-            "writable by others (mode {:o})",
-            mode & 0o777
-        )));
+    let renamed = written.and_then(|()| {
+        shard
+            .rename(&temp_name, name)
+            .map_err(io(&shard.path_of(name)))
+    });
+    if renamed.is_err() {
+        let _ = shard.remove_file(&temp_name);
     }
+    renamed?;
+    shard.sync();
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically (see the module documentation), creating its
-/// directory if needed.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let dir = path.parent().expect("entries live in a shard directory");
-    create_private_dir(dir)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(io(dir))?;
-    temp.write_all(bytes).map_err(io(temp.path()))?;
-    temp.as_file().sync_all().map_err(io(temp.path()))?;
-    pause_point();
-    temp.persist(path).map_err(|e| CacheError::Io {
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    // Make the rename itself durable; a file system that cannot sync directories loses
-    // nothing but durability.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+/// A new temporary file in `shard` under a name nobody can guess ahead of time.
+fn create_temp(shard: &CacheDir) -> Result<(CString, std::fs::File), CacheError> {
+    let mut last = None;
+    for _ in 0..16 {
+        let name = CString::new(format!("{TEMP_PREFIX}{:016x}", random_u64()))
+            .expect("hexadecimal digits hold no NUL");
+        match shard.create_file(&name) {
+            Ok(file) => return Ok((name, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(io(shard.path())(e)),
+        }
     }
-    Ok(())
+    Err(io(shard.path())(last.expect("16 attempts were made")))
+}
+
+/// 64 bits from the standard library's randomly keyed hasher: unpredictable enough for
+/// names that `O_EXCL` already keeps from colliding.
+fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// Test hook: with `KILN_CACHE_TEST_PAUSE_MS` set, a writer sleeps between writing its

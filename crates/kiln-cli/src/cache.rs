@@ -1,15 +1,13 @@
 //! `kiln cache`: where the module cache is, what it holds, and emptying or trimming it; and
-//! the cache configuration `kiln run` uses (`KILN_CACHE_DIR`, `KILN_CACHE_KEY`).
+//! the cache configuration `kiln run` uses (`KILN_CACHE_DIR`, and the key of
+//! [`crate::key::cache_key`]), the same for every command.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use kiln::{ArtifactKey, Cache, CacheConfig};
+use kiln::{Cache, CacheConfig};
 
 use crate::{CliError, CliResult, fail, outln};
-
-/// The environment variable that holds the cache's key (64 hexadecimal digits).
-pub const CACHE_KEY_VARIABLE: &str = "KILN_CACHE_KEY";
 
 /// Arguments of `kiln cache`.
 #[derive(Args)]
@@ -36,19 +34,11 @@ enum CacheCommand {
 }
 
 /// The cache configuration of the command line: the default directory (or
-/// `KILN_CACHE_DIR`), 1 GiB, and `KILN_CACHE_KEY` if set.
+/// `KILN_CACHE_DIR`), 1 GiB, and the cache key ([`crate::key::cache_key`]).
 pub fn config_from_env() -> Result<CacheConfig, CliError> {
     let mut config = CacheConfig::new();
-    match std::env::var(CACHE_KEY_VARIABLE) {
-        Ok(text) => {
-            let key =
-                ArtifactKey::from_hex(&text).map_err(|e| fail!("{CACHE_KEY_VARIABLE}: {e}"))?;
-            config.key(key);
-        }
-        Err(std::env::VarError::NotPresent) => {}
-        Err(std::env::VarError::NotUnicode(_)) => {
-            return Err(fail!("{CACHE_KEY_VARIABLE} is not 64 hexadecimal digits"));
-        }
+    if let Some(key) = crate::key::cache_key()? {
+        config.key(key);
     }
     Ok(config)
 }

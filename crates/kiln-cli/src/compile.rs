@@ -92,7 +92,7 @@ pub fn main(args: CompileArgs) -> CliResult {
     if let Some(target) = &args.target {
         config.target(target);
     }
-    if let Some(key) = crate::key::from_env()? {
+    if let Some(key) = crate::key::artifact_key()? {
         config.artifact_key(key);
     }
     let engine = Engine::new(&config)?;

@@ -29,7 +29,9 @@ struct Cli {
 enum Command {
     /// Compile a .wasm or .wat module into a .kiln artifact.
     Compile(compile::CompileArgs),
-    /// Run a module (.wasm, .wat) or an artifact (.kiln).
+    /// Run a module (.wasm, .wat) or an artifact (.kiln). Exit status: the program's own
+    /// (`proc_exit`, 0 to 125), 134 after a trap or --timeout, 1 when Kiln fails or the
+    /// program exits with a status outside 0 to 125.
     Run(run::RunArgs),
     /// Describe an artifact: header, sections, imports, exports and functions.
     Inspect(inspect::InspectArgs),

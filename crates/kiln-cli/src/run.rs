@@ -31,10 +31,12 @@ pub struct RunArgs {
     /// Set an environment variable of the program. Repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     envs: Vec<String>,
-    /// Pass the whole host environment to the program (before any --env).
+    /// Pass the host environment to the program (before any --env), except Kiln's own keys:
+    /// KILN_ARTIFACT_KEY, KILN_CACHE_KEY and every other KILN_*_KEY(_FILE) never reach it.
     #[arg(long)]
     inherit_env: bool,
-    /// Stop the program after this many seconds (fractions allowed).
+    /// Stop the program after this many seconds (fractions allowed), also while it waits in
+    /// a host call; it then exits with status 134, as for a trap.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
     /// Run a precompiled artifact whose seal does not verify under KILN_ARTIFACT_KEY (or that
@@ -75,7 +77,7 @@ pub fn load_module(
     use_cache: bool,
 ) -> Result<(Engine, Module), CliError> {
     let unreadable = |e| fail!("cannot read `{}`: {e}", path.display());
-    let key = crate::key::from_env()?;
+    let key = crate::key::artifact_key()?;
     let loaded = if kiln::is_artifact_file(path).map_err(unreadable)? {
         let bytes = std::fs::read(path).map_err(unreadable)?;
         let mut config = match Header::parse(&bytes) {
@@ -170,8 +172,22 @@ fn parse_proposals(bits: &str) -> Option<Proposals> {
     (proposals.bits() == bits).then_some(proposals)
 }
 
+/// How long after `--timeout` a program still blocked in a host call is given to return
+/// before the process ends.
+const BLOCKED_CALL_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Set once the program has returned, so that the `--timeout` watchdog leaves the exit to
+/// the main thread.
+static RUN_FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Runs `kiln run`.
 pub fn main(args: RunArgs) -> CliResult {
+    let result = run(args);
+    RUN_FINISHED.store(true, std::sync::atomic::Ordering::SeqCst);
+    result
+}
+
+fn run(args: RunArgs) -> CliResult {
     let timeout = match args.timeout {
         Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
         Some(t) => {
@@ -230,6 +246,18 @@ pub fn main(args: RunArgs) -> CliResult {
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
             ticker.increment_epoch();
+            // Wasm code stops at its next epoch check, but a program blocked in a host call
+            // (sleeping in `poll_oneoff`, reading a terminal or a FIFO, opening a FIFO) never
+            // reaches one: after a moment the process ends from here.
+            std::thread::sleep(BLOCKED_CALL_GRACE);
+            if !RUN_FINISHED.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!(
+                    "error: the program ran longer than --timeout {}s and was stopped while \
+                     it waited in a host call",
+                    timeout.as_secs_f64()
+                );
+                std::process::exit(i32::from(TRAP_STATUS));
+            }
         });
     }
     let mut linker = Linker::new(&engine);
@@ -319,7 +347,7 @@ fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> 
                  KILN_LOG=debug to see failing WASI calls)"
             );
         }
-        return Ok(ExitCode::from(code as u8));
+        return Ok(exit_status(code));
     }
     match result {
         // A trap gets a status of its own (that of an abort), so scripts can tell it from
@@ -342,6 +370,23 @@ fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> 
         }
         Err(e) => Err(e.into()),
         Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The process status for a program's `proc_exit(code)`. WASI allows 0 to 125: a status is
+/// cut to 8 bits by the OS (256 would look like success) and 126 and up mean "not
+/// executable", "not found" and "killed by a signal" to shells (134, a trap's status, too).
+/// Outside that range the program fails with status 1 and a message, as in Wasmtime.
+fn exit_status(code: i32) -> ExitCode {
+    match u8::try_from(code) {
+        Ok(code) if code < 126 => ExitCode::from(code),
+        _ => {
+            eprintln!(
+                "error: the program exited with status {code}, outside the range 0 to 125 that \
+                 WASI allows; exiting with status 1"
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

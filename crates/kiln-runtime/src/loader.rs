@@ -159,8 +159,9 @@ enum Code {
     /// The file's pages mapped executable, returned to [`crate::code_mappings`] when the
     /// module is dropped, for the next load of the same file.
     FileMapped(memmap2::Mmap, CodeKey),
-    /// Pages of the module's own anonymous copy of the artifact (`Storage::Anon`), made
-    /// executable in place: `len` bytes at `offset`.
+    /// Pages of the module's own copy of the artifact (`Storage::Anon`) or of the private
+    /// mapping a checked load verified (`Storage::Mapped`), made executable in place: `len`
+    /// bytes at `offset`.
     InStorage { offset: usize, len: usize },
 }
 
@@ -323,12 +324,40 @@ impl LoadedModule {
         expected: &CompatInfo,
         key: &ArtifactKey,
     ) -> Result<Arc<LoadedModule>, LoadError> {
+        let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_open_file_sealed(&file, path, expected, key)
+    }
+
+    /// [`LoadedModule::from_file_sealed`] of a file the caller opened (`path` names it in
+    /// errors). Reads the header first: a file whose length is not the one its header
+    /// declares (a sparse giant behind a valid-looking header, or anything without the magic
+    /// bytes) is refused before the rest of it is read.
+    pub fn from_open_file_sealed(
+        file: &std::fs::File,
+        path: &Path,
+        expected: &CompatInfo,
+        key: &ArtifactKey,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
         let io = |source| LoadError::Io {
             path: path.to_owned(),
             source,
         };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let (map, len) = crate::sys::read_file_to_anonymous(&mut file).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let head =
+            crate::sys::read_file_start(file, kiln_artifact::header::HEADER_SIZE.min(len as usize))
+                .map_err(io)?;
+        let declared = Header::declared_len(&head)?;
+        if declared != len {
+            return Err(ArtifactError::MalformedHeader(format!(
+                "the header declares {declared} bytes, the file has {len}"
+            ))
+            .into());
+        }
+        let len = usize::try_from(len).map_err(|_| ArtifactError::BadMagic)?;
+        let map = crate::sys::read_file_to_anonymous(file, len).map_err(io)?;
         kiln_artifact::seal::verify_seal(&map[..len], key)?;
         // SAFETY: the seal verified: a Kiln compiler holding the key wrote exactly these
         // bytes, which this module owns and nothing can change.
@@ -365,11 +394,34 @@ impl LoadedModule {
         expected: &CompatInfo,
         verification: Verification,
     ) -> Result<Arc<LoadedModule>, LoadError> {
+        let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::from_open_file(file, path, expected, verification) }
+    }
+
+    /// [`LoadedModule::from_file`] of a file the caller opened (`path` names it in errors),
+    /// so that the file loaded is the one the caller checked (the module cache opens entries
+    /// through a directory descriptor, never following links).
+    ///
+    /// A checked load runs the bytes it checked: the code is made executable in the checked
+    /// private mapping, or copied from the checked read, never mapped from the file a second
+    /// time. An unchecked load maps the code from the file (or takes a pooled mapping of it).
+    ///
+    /// # Safety
+    /// As for [`LoadedModule::from_file`].
+    pub unsafe fn from_open_file(
+        file: std::fs::File,
+        path: &Path,
+        expected: &CompatInfo,
+        verification: Verification,
+    ) -> Result<Arc<LoadedModule>, LoadError> {
         let io = |source| LoadError::Io {
             path: path.to_owned(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
         let stat = file.metadata().map_err(io)?;
         let identity = crate::memory::FileIdentity::of(&stat);
         let len = usize::try_from(stat.len()).map_err(|_| ArtifactError::BadMagic)?;
@@ -403,6 +455,8 @@ impl LoadedModule {
         let code_range = header.code.bounds(len).ok_or(ArtifactError::BadMagic)?;
         let code = if code_range.is_empty() {
             Code::Empty
+        } else if verification == Verification::Checked {
+            Self::checked_code(&storage, code_range).map_err(io)?
         } else {
             let key = CodeKey {
                 file: identity,
@@ -449,6 +503,36 @@ impl LoadedModule {
             func_types: std::sync::OnceLock::new(),
             image_file: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The code of a checked load of a file: the checked bytes themselves. In the private
+    /// mapping of a large file the code pages become executable where they are; the code of
+    /// a small file read into memory is copied from what was read.
+    fn checked_code(
+        storage: &Storage,
+        code_range: std::ops::Range<usize>,
+    ) -> std::io::Result<Code> {
+        match storage {
+            Storage::Mapped(map, _) if code_range.start.is_multiple_of(crate::sys::page_size()) => {
+                // SAFETY: the range lies inside `map` (`bounds` checked it against the file's
+                // length, which is the mapping's), a read-only private mapping that the
+                // module owns and keeps until it is dropped, with the code; nothing writes to
+                // it.
+                unsafe {
+                    crate::sys::protect_executable(
+                        map.as_ptr().add(code_range.start),
+                        code_range.len(),
+                    )
+                }?;
+                Ok(Code::InStorage {
+                    offset: code_range.start,
+                    len: code_range.len(),
+                })
+            }
+            _ => Ok(Code::Mapped(crate::sys::copy_to_executable(
+                &storage.bytes()[code_range],
+            )?)),
+        }
     }
 
     /// Loads an artifact from bytes in memory, copying them into an aligned mapping.

@@ -319,20 +319,18 @@ pub fn read_file_into(
     Ok(())
 }
 
-/// Reads all of `file` into a fresh anonymous read-only mapping (page-aligned), so that
-/// nothing another process later does to the file can change what was read. Returns the
-/// mapping and the number of bytes read (the mapping is at least one byte long).
-pub fn read_file_to_anonymous(file: &mut std::fs::File) -> io::Result<(memmap2::Mmap, usize)> {
-    use std::io::Read;
-    let len = usize::try_from(file.metadata()?.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+/// Reads the first `len` bytes of `file` into a fresh anonymous read-only mapping
+/// (page-aligned, at least one byte long), so that nothing another process later does to
+/// the file can change what was read. A file shorter than `len` is an error.
+pub fn read_file_to_anonymous(file: &std::fs::File, len: usize) -> io::Result<memmap2::Mmap> {
+    use std::os::unix::fs::FileExt;
     // Populated up front: one call instead of a page fault per page as `read` fills it.
     let mut map = memmap2::MmapOptions::new()
         .len(len.max(1))
         .populate()
         .map_anon()?;
-    file.read_exact(&mut map[..len])?;
-    Ok((map.make_read_only()?, len))
+    file.read_exact_at(&mut map[..len], 0)?;
+    map.make_read_only()
 }
 
 /// An anonymous in-memory file holding `bytes`, sealed against any change, so that pages

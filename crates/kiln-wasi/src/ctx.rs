@@ -190,10 +190,14 @@ impl WasiCtxBuilder {
         self
     }
 
-    /// Copies the host process's environment (variables that are not UTF-8 are skipped).
+    /// Copies the host process's environment, except Kiln's own secrets
+    /// ([`is_kiln_secret`]: `KILN_ARTIFACT_KEY`, `KILN_CACHE_KEY`, …) and variables that are
+    /// not UTF-8.
     pub fn inherit_env(&mut self) -> &mut Self {
         for (k, v) in std::env::vars_os() {
-            if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string()) {
+            if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string())
+                && !is_kiln_secret(&k)
+            {
                 self.env(k, v);
             }
         }
@@ -274,7 +278,9 @@ impl WasiCtxBuilder {
 /// Reads from a standard-input source into `buf`.
 pub(crate) fn read_stdin(stdio: &Stdio, buf: &mut [u8]) -> io::Result<usize> {
     match stdio {
-        Stdio::Inherit => io::stdin().lock().read(buf),
+        // Straight from the descriptor: std's buffered stdin would keep bytes that
+        // `poll_oneoff`, which polls the descriptor, cannot see.
+        Stdio::Inherit => rustix::io::read(io::stdin(), buf).map_err(io::Error::from),
         Stdio::Null => Ok(0),
         Stdio::Buffer(b) => {
             let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,4 +311,16 @@ pub(crate) fn write_output(stdio: &Stdio, stderr: bool, data: &[u8]) -> io::Resu
         }
         Stdio::File(f) => f.lock().unwrap_or_else(|e| e.into_inner()).write_all(data),
     }
+}
+
+/// Whether an environment variable holds one of Kiln's own secrets (or names a file that
+/// does): `KILN_ARTIFACT_KEY`, `KILN_CACHE_KEY` and every other `KILN_…_KEY` or
+/// `KILN_…_KEY_FILE`. With an artifact key anyone can seal native code that Kiln then runs, so
+/// such a variable never reaches a guest through [`WasiCtxBuilder::inherit_env`]; an embedder
+/// who means to hand one over must say so with [`WasiCtxBuilder::env`].
+pub fn is_kiln_secret(name: &str) -> bool {
+    name.strip_prefix("KILN_").is_some_and(|rest| {
+        let rest = rest.strip_suffix("_FILE").unwrap_or(rest);
+        rest == "KEY" || rest.ends_with("_KEY")
+    })
 }

@@ -74,6 +74,11 @@ pub(crate) fn fd_renumber<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
 fn read_into<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out: u32) -> R {
     let (fd, iovs, count) = (u32_arg(a, 0), u32_arg(a, 1), u32_arg(a, 2));
     let iovecs = g.iovecs(iovs, count)?;
+    // Every destination must lie in memory before a byte is consumed from the file or
+    // stream: a read that cannot be delivered must not lose the data.
+    for &(ptr, len) in &iovecs {
+        g.check(ptr, len)?;
+    }
     let total: u64 = iovecs.iter().map(|&(_, len)| u64::from(len)).sum();
     let mut buf = vec![0u8; total.min(MAX_TRANSFER as u64) as usize];
     let d = g.ctx().get_mut(fd)?;
@@ -191,6 +196,17 @@ pub(crate) fn fd_fdstat_set_flags<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -
     let fixed = !fdflags::APPEND;
     if (flags as u16 ^ d.flags) & fixed != 0 || flags > u32::from(fdflags::ALL) {
         return Err(errno::NOTSUP);
+    }
+    // A file's host descriptor carries O_APPEND (`path_open`): switch it there too, or
+    // writes would go on appending.
+    if let Kind::File(f) = &d.kind {
+        let host = io(rustix::fs::fcntl_getfl(f).map_err(std::io::Error::from))?;
+        let host = if flags as u16 & fdflags::APPEND != 0 {
+            host | rustix::fs::OFlags::APPEND
+        } else {
+            host - rustix::fs::OFlags::APPEND
+        };
+        io(rustix::fs::fcntl_setfl(f, host).map_err(std::io::Error::from))?;
     }
     d.flags = flags as u16;
     Ok(())

@@ -51,7 +51,7 @@ pub mod types;
 
 use kiln::{Caller, FuncType, Linker, Val, ValType};
 
-pub use ctx::{Stdio, WasiCtx, WasiCtxBuilder};
+pub use ctx::{Stdio, WasiCtx, WasiCtxBuilder, is_kiln_secret};
 pub use process::ProcExit;
 
 use guest::Guest;

@@ -35,6 +35,9 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     if fdflags & !fdflags::ALL != 0 || oflags & !0xf != 0 {
         return Err(errno::INVAL);
     }
+    // Where the new descriptor goes must be writable before anything is opened or created,
+    // or a bad pointer would leave a file created and a descriptor nobody can name.
+    g.check(out, 4)?;
     let follow = lookup & LOOKUP_SYMLINK_FOLLOW != 0;
     let ctx = g.ctx();
     let parent = ctx.get(fd)?;
@@ -51,6 +54,11 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     let kind = if oflags & oflags::DIRECTORY != 0 {
         if oflags & (oflags::CREAT | oflags::EXCL | oflags::TRUNC) != 0 {
             return Err(errno::INVAL);
+        }
+        // A directory cannot be written: asking for the right is an error, not a right
+        // silently dropped.
+        if base & rights::FD_WRITE != 0 {
+            return Err(errno::ISDIR);
         }
         let sub = if follow {
             dir.open_dir(&path)
@@ -75,15 +83,17 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
             .create(create)
             .create_new(create && oflags & oflags::EXCL != 0)
             .truncate(truncate)
-            .append(fdflags & fdflags::APPEND != 0)
             .follow(if follow {
                 FollowSymlinks::Yes
             } else {
                 FollowSymlinks::No
             });
-        // The synchronisation and non-blocking flags go to the host as open flags.
+        // APPEND, the synchronisation and the non-blocking flags go to the host as open flags
+        // (APPEND as a custom flag: the standard options refuse it together with truncate,
+        // which POSIX allows).
         let mut custom = rustix::fs::OFlags::empty();
         for (flag, host) in [
+            (fdflags::APPEND, rustix::fs::OFlags::APPEND),
             (fdflags::DSYNC, rustix::fs::OFlags::DSYNC),
             (fdflags::NONBLOCK, rustix::fs::OFlags::NONBLOCK),
             (fdflags::RSYNC, rustix::fs::OFlags::RSYNC),
@@ -215,6 +225,11 @@ pub(crate) fn path_readlink<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     let (buf, buf_len, used) = (u32_arg(a, 3), u32_arg(a, 4), u32_arg(a, 5));
     let dir = g.ctx().dir(u32_arg(a, 0), rights::PATH_READLINK)?;
     let target = io(dir.read_link_contents(&path))?;
+    // An absolute target names a place on the host outside every preopen: telling it to the
+    // program would disclose the host's layout (Wasmtime refuses the same way).
+    if target.is_absolute() {
+        return Err(errno::PERM);
+    }
     let mut bytes = target.to_string_lossy().into_owned().into_bytes();
     bytes.truncate(buf_len as usize);
     g.write(buf, &bytes)?;

@@ -32,6 +32,7 @@ pub mod errno {
     pub const NOSYS: Errno = 52;
     pub const NOTDIR: Errno = 54;
     pub const NOTEMPTY: Errno = 55;
+    pub const NOTSOCK: Errno = 57;
     pub const NOTSUP: Errno = 58;
     pub const NOTTY: Errno = 59;
     pub const OVERFLOW: Errno = 61;

@@ -46,14 +46,15 @@ fn load_hit(
     digest: &SourceDigest,
 ) -> Option<Arc<LoadedModule>> {
     let entry = cache.lookup(key)?;
-    match load_entry(engine, cache, &entry, digest) {
+    let path = entry.path.clone();
+    match load_entry(engine, cache, entry, digest) {
         Ok(loaded) => {
-            tracing::debug!(entry = %entry.path.display(), "module cache hit");
+            tracing::debug!(entry = %path.display(), "module cache hit");
             Some(loaded)
         }
         Err(why) => {
             tracing::warn!(
-                entry = %entry.path.display(),
+                entry = %path.display(),
                 "removing unusable module cache entry and recompiling: {why}"
             );
             cache.remove(key);
@@ -80,18 +81,22 @@ fn compile_and_store(
 fn load_entry(
     engine: &Engine,
     cache: &Cache,
-    entry: &Entry,
+    entry: Entry,
     digest: &SourceDigest,
 ) -> std::result::Result<Arc<LoadedModule>, String> {
     let loaded = match cache.authentication_key() {
-        Some(key) => LoadedModule::from_file_sealed(&entry.path, engine.compat(), key),
-        // SAFETY: without a key the cache directory is trusted: `Cache::open` accepted it only
-        // as this user's own and writable by nobody else (docs/cache.md), and entries are
-        // created by rename and never written in place, so the mapped file does not change
-        // under the module. What checked mode cannot tell (whose code it is) is vouched for
-        // by that ownership.
+        Some(key) => {
+            LoadedModule::from_open_file_sealed(&entry.file, &entry.path, engine.compat(), key)
+        }
+        // SAFETY: without a key the cache is trusted by ownership: `Cache::open` checked the
+        // open root and format directories, `Cache::lookup` the shard and the entry (this
+        // user's own, writable by nobody else, a regular file opened without following a
+        // link; docs/cache.md), so nobody else wrote the bytes. Entries are created by rename
+        // and never written in place, so the file does not change under the module. What
+        // checked mode cannot tell (whose code it is) is vouched for by that ownership.
         None => unsafe {
-            LoadedModule::from_file(
+            LoadedModule::from_open_file(
+                entry.file,
                 &entry.path,
                 engine.compat(),
                 kiln_runtime::Verification::Checked,
