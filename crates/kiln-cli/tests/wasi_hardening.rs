@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 
 use common::{WASM1, build_wasm, programs_dir, scratch};
 
+/// The `kiln` under test: this build's, or `KILN_TEST_BINARY` (to show that a defect
+/// these tests pin is present in another build).
+fn kiln_binary() -> PathBuf {
+    std::env::var_os("KILN_TEST_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
+}
+
 /// The probe, built once for all tests of this file.
 fn probe() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -29,7 +37,7 @@ fn probe() -> &'static Path {
 }
 
 fn kiln_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    let mut command = Command::new(kiln_binary());
     command
         .env(
             "KILN_CACHE_DIR",
@@ -225,7 +233,7 @@ fn random_bytes_need_no_descriptor() {
     let out = Command::new("sh")
         .arg("-c")
         .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg(kiln_binary())
         .args(["run", "--no-cache", "--dir"])
         .arg(format!("{}::/d", dir.display()))
         .arg(probe())
