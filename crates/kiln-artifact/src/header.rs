@@ -148,6 +148,28 @@ fn get_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// The first checks of anything that claims to be an artifact: the magic bytes, a whole
+/// header, and this format version.
+fn check_frame(start: &[u8]) -> Result<(), ArtifactError> {
+    if start.len() < 8 || start[0..8] != MAGIC {
+        return Err(ArtifactError::BadMagic);
+    }
+    if start.len() < HEADER_SIZE {
+        return Err(ArtifactError::Truncated {
+            needed: HEADER_SIZE as u64,
+            found: start.len() as u64,
+        });
+    }
+    let format_version = get_u32(start, 8);
+    if format_version != FORMAT_VERSION {
+        return Err(ArtifactError::FormatVersion {
+            expected: FORMAT_VERSION,
+            found: format_version,
+        });
+    }
+    Ok(())
+}
+
 fn get_u32(bytes: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&bytes[at..at + 4]);
@@ -207,22 +229,7 @@ impl Header {
     /// not use any other byte yet (a sealed load, before the seal is verified) can refuse a
     /// file whose length disagrees before reading the rest of it.
     pub fn declared_len(start: &[u8]) -> Result<u64, ArtifactError> {
-        if start.len() < 8 || start[0..8] != MAGIC {
-            return Err(ArtifactError::BadMagic);
-        }
-        if start.len() < HEADER_SIZE {
-            return Err(ArtifactError::Truncated {
-                needed: HEADER_SIZE as u64,
-                found: start.len() as u64,
-            });
-        }
-        let format_version = get_u32(start, 8);
-        if format_version != FORMAT_VERSION {
-            return Err(ArtifactError::FormatVersion {
-                expected: FORMAT_VERSION,
-                found: format_version,
-            });
-        }
+        check_frame(start)?;
         let data = get_range(start, DATA_FIELD);
         data.offset
             .checked_add(data.len)
@@ -232,22 +239,8 @@ impl Header {
     /// [`Header::parse`] of a file of `file_len` bytes that begins with `start` (at least
     /// the header; a loader that does not read the whole file).
     pub fn parse_start(file: &[u8], file_len: u64) -> Result<Header, ArtifactError> {
-        if file.len() < 8 || file[0..8] != MAGIC {
-            return Err(ArtifactError::BadMagic);
-        }
-        if file.len() < HEADER_SIZE {
-            return Err(ArtifactError::Truncated {
-                needed: HEADER_SIZE as u64,
-                found: file.len() as u64,
-            });
-        }
-        let format_version = get_u32(file, 8);
-        if format_version != FORMAT_VERSION {
-            return Err(ArtifactError::FormatVersion {
-                expected: FORMAT_VERSION,
-                found: format_version,
-            });
-        }
+        check_frame(file)?;
+        let format_version = FORMAT_VERSION;
         if file[17..24]
             .iter()
             .chain(&file[SEAL_FIELD + SEAL_LEN..HEADER_SIZE])

@@ -84,23 +84,40 @@ impl ArtifactKey {
         blake3::derive_key(context, &self.0)
     }
 
-    /// Reads a key file: 32 raw bytes, or 64 hexadecimal digits.
+    /// Reads a key file: 32 raw bytes, or 64 hexadecimal digits (with surrounding white
+    /// space). At most 4 KiB are read, so a key path pointing at something else (a device, a
+    /// huge file) fails instead of filling memory; the bytes read are overwritten afterwards.
     pub fn from_file(path: &std::path::Path) -> Result<ArtifactKey, KeyError> {
-        let bytes = std::fs::read(path).map_err(|source| KeyError::Io {
+        use std::io::Read;
+        const MOST: u64 = 4096;
+        let io = |source| KeyError::Io {
             path: path.to_owned(),
             source,
-        })?;
-        if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(ArtifactKey(raw));
-        }
-        match std::str::from_utf8(&bytes) {
-            Ok(text) => ArtifactKey::from_hex(text),
-            Err(_) => Err(KeyError::Format(format!(
-                "{} holds {} bytes that are not text",
-                path.display(),
-                bytes.len()
-            ))),
-        }
+        };
+        let mut bytes = Vec::with_capacity(MOST as usize + 1);
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MOST + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        let key = if bytes.len() as u64 > MOST {
+            Err(KeyError::Format(format!(
+                "{} is larger than a key file can be",
+                path.display()
+            )))
+        } else if let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            Ok(ArtifactKey(raw))
+        } else {
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => ArtifactKey::from_hex(text),
+                Err(_) => Err(KeyError::Format(format!(
+                    "{} holds {} bytes that are not text",
+                    path.display(),
+                    bytes.len()
+                ))),
+            }
+        };
+        bytes.fill(0);
+        std::hint::black_box(&bytes);
+        key
     }
 
     fn hasher(&self) -> blake3::Hasher {

@@ -27,11 +27,34 @@ pub(crate) enum Trust {
     Seal,
 }
 
-/// An open directory of the cache and the path it was opened as (for messages only).
+impl Trust {
+    /// The mode new directories are created with: owner-only without a key; with one, what
+    /// the umask allows, so that other users of a shared cache can read them.
+    fn dir_mode(self) -> Mode {
+        match self {
+            Trust::Ownership => Mode::RWXU,
+            Trust::Seal => Mode::RWXU | Mode::RWXG | Mode::RWXO,
+        }
+    }
+
+    /// The mode new entries are created with (see [`Trust::dir_mode`]).
+    pub(crate) fn file_mode(self) -> Mode {
+        match self {
+            Trust::Ownership => Mode::RUSR | Mode::WUSR,
+            Trust::Seal => {
+                Mode::RUSR | Mode::WUSR | Mode::RGRP | Mode::WGRP | Mode::ROTH | Mode::WOTH
+            }
+        }
+    }
+}
+
+/// An open directory of the cache, the path it was opened as (for messages only) and the
+/// file system it is on.
 #[derive(Debug)]
 pub(crate) struct CacheDir {
     fd: OwnedFd,
     path: PathBuf,
+    dev: u64,
 }
 
 /// A name found in a directory and what it is (not following links).
@@ -56,24 +79,33 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC);
 
 impl CacheDir {
-    /// Creates `path` (and missing parents, mode 0700) if needed, opens it, and with
-    /// [`Trust::Ownership`] refuses it unless it is this user's and nobody else may write it.
-    /// The path is resolved this once; what it named at that moment is the cache.
-    pub(crate) fn open_root(path: &Path, trust: Trust) -> Result<CacheDir, CacheError> {
+    /// Opens `path`, first creating it (and missing parents, mode 0700) if `create`, and
+    /// with [`Trust::Ownership`] refuses it unless it is this user's and nobody else may write
+    /// it. The path is resolved this once; what it named at that moment is the cache.
+    pub(crate) fn open_root(
+        path: &Path,
+        trust: Trust,
+        create: bool,
+    ) -> Result<CacheDir, CacheError> {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(io(path))?;
+        if create {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(io(path))?;
+        }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| io(path)(e.into()))?;
-        let dir = CacheDir {
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io(path)(e.into()))?;
+        if trust == Trust::Ownership {
+            check_private(&stat, path)?;
+        }
+        Ok(CacheDir {
             fd,
             path: path.to_owned(),
-        };
-        dir.check(trust)?;
-        Ok(dir)
+            dev: stat.st_dev,
+        })
     }
 
     /// The path this directory was opened as.
@@ -87,9 +119,11 @@ impl CacheDir {
         self.path.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
     }
 
-    /// The subdirectory `name`, created (mode 0700) if `create` and missing; `None` if it
-    /// does not exist and `create` is false. A symbolic link or any other kind of file at the
-    /// name is an error, as is (with [`Trust::Ownership`]) a directory that is not private.
+    /// The subdirectory `name`, created if `create` and missing; `None` if it does not exist
+    /// and `create` is false. A symbolic link or any other kind of file at the name is an
+    /// error, as is a directory on another file system (a mount someone made inside a shared
+    /// cache, which could make every access block) and, with [`Trust::Ownership`], a
+    /// directory that is not private.
     pub(crate) fn child(
         &self,
         name: &CStr,
@@ -98,7 +132,7 @@ impl CacheDir {
     ) -> Result<Option<CacheDir>, CacheError> {
         let path = self.path_of(name);
         if create {
-            match rustix::fs::mkdirat(&self.fd, name, Mode::RWXU) {
+            match rustix::fs::mkdirat(&self.fd, name, trust.dir_mode()) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(io(&path)(e.into())),
             }
@@ -113,17 +147,20 @@ impl CacheDir {
             }
             Err(e) => return Err(io(&path)(e.into())),
         };
-        let dir = CacheDir { fd, path };
-        dir.check(trust)?;
-        Ok(Some(dir))
-    }
-
-    fn check(&self, trust: Trust) -> Result<(), CacheError> {
-        if trust == Trust::Ownership {
-            let stat = rustix::fs::fstat(&self.fd).map_err(|e| io(&self.path)(e.into()))?;
-            check_private(&stat, &self.path)?;
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io(&path)(e.into()))?;
+        if stat.st_dev != self.dev {
+            return Err(io(&path)(std::io::Error::other(
+                "on another file system than the cache (a mount inside the cache)",
+            )));
         }
-        Ok(())
+        if trust == Trust::Ownership {
+            check_private(&stat, &path)?;
+        }
+        Ok(Some(CacheDir {
+            fd,
+            path,
+            dev: stat.st_dev,
+        }))
     }
 
     /// Opens the regular file `name` for reading: never through a link, never blocking (a
@@ -139,12 +176,12 @@ impl CacheDir {
         Ok((std::fs::File::from(fd), stat))
     }
 
-    /// Creates a new file named `name` (mode 0600) for writing; fails if anything has that
+    /// Creates a new file named `name` with `mode` for writing; fails if anything has that
     /// name.
-    pub(crate) fn create_file(&self, name: &CStr) -> std::io::Result<std::fs::File> {
+    pub(crate) fn create_file(&self, name: &CStr, mode: Mode) -> std::io::Result<std::fs::File> {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::RUSR | Mode::WUSR)?;
+        let fd = rustix::fs::openat(&self.fd, name, flags, mode)?;
         Ok(std::fs::File::from(fd))
     }
 
@@ -152,6 +189,34 @@ impl CacheDir {
     /// `to` is replaced, never followed).
     pub(crate) fn rename(&self, from: &CStr, to: &CStr) -> std::io::Result<()> {
         Ok(rustix::fs::renameat(&self.fd, from, &self.fd, to)?)
+    }
+
+    /// The status of the name `name` itself (a link is not followed).
+    pub(crate) fn stat_of(&self, name: &CStr) -> std::io::Result<Stat> {
+        Ok(rustix::fs::statat(
+            &self.fd,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
+    }
+
+    /// Sets the access and modification times of the name `name` (never through a link) to
+    /// now.
+    pub(crate) fn touch(&self, name: &CStr) -> std::io::Result<()> {
+        let now = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: now,
+            last_modification: now,
+        };
+        Ok(rustix::fs::utimensat(
+            &self.fd,
+            name,
+            &times,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?)
     }
 
     /// Removes the name `name` (a file or a link, never what a link points to, never a

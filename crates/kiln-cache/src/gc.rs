@@ -47,23 +47,40 @@ pub struct GcReport {
 
 /// A file found in a shard.
 struct Found {
-    /// Index of its shard in [`Scan::shards`].
-    shard: usize,
+    shard: CString,
     name: CString,
+    /// Its size for the limit: the bytes it takes on disk, not its apparent length, so that
+    /// a sparse giant someone planted in a shared cache does not push out every real entry.
     len: u64,
     modified: SystemTime,
 }
 
-/// The entries and temporary files of one format-version directory.
+/// What removing a found file did.
+enum Removed {
+    Now,
+    /// Someone else (a concurrent collection) removed it first.
+    Already,
+    Failed(std::io::Error),
+}
+
+/// The entries and temporary files of one format-version directory. Shards are reopened
+/// for each removal rather than kept open, so a cache of many shards never holds many
+/// descriptors.
 struct Scan {
-    shards: Vec<CacheDir>,
     entries: Vec<Found>,
     temps: Vec<Found>,
 }
 
-impl Scan {
-    fn remove(&self, found: &Found) -> bool {
-        self.shards[found.shard].remove_file(&found.name).is_ok()
+fn remove(versioned: &CacheDir, trust: Trust, found: &Found) -> Removed {
+    let shard = match versioned.child(&found.shard, false, trust) {
+        Ok(Some(shard)) => shard,
+        Ok(None) => return Removed::Already,
+        Err(e) => return Removed::Failed(std::io::Error::other(e.to_string())),
+    };
+    match shard.remove_file(&found.name) {
+        Ok(()) => Removed::Now,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Removed::Already,
+        Err(e) => Removed::Failed(e),
     }
 }
 
@@ -75,12 +92,16 @@ pub(crate) fn modified(stat: &rustix::fs::Stat) -> SystemTime {
     SystemTime::UNIX_EPOCH + since_epoch
 }
 
+/// The bytes a file takes on disk (at most its length).
+fn disk_len(stat: &rustix::fs::Stat) -> u64 {
+    (stat.st_size as u64).min((stat.st_blocks as u64).saturating_mul(512))
+}
+
 /// Entries and temporary files under `versioned` (the format-version directory). Shards
-/// that cannot be opened (a link, or with [`Trust::Ownership`] one that is not private) are
-/// skipped.
+/// that cannot be opened (a link, a mount, or with [`Trust::Ownership`] one that is not
+/// private) are skipped, with a debug line.
 fn scan(versioned: &CacheDir, trust: Trust) -> Result<Scan, CacheError> {
     let mut scan = Scan {
-        shards: Vec::new(),
         entries: Vec::new(),
         temps: Vec::new(),
     };
@@ -89,15 +110,22 @@ fn scan(versioned: &CacheDir, trust: Trust) -> Result<Scan, CacheError> {
         if !(listed.is_dir() && names::is_shard(shard_name)) {
             continue;
         }
-        let Ok(Some(shard)) = versioned.child(&listed.name, false, trust) else {
-            continue;
+        let files = match versioned.child(&listed.name, false, trust) {
+            Ok(Some(shard)) => shard.list(),
+            Ok(None) => continue,
+            Err(e) => Err(e),
         };
-        let Ok(files) = shard.list() else { continue };
-        let index = scan.shards.len();
+        let files = match files {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::debug!("module cache shard skipped: {e}");
+                continue;
+            }
+        };
         for file in files.into_iter().filter(Listed::is_file) {
             let found = Found {
-                shard: index,
-                len: file.stat.st_size as u64,
+                shard: listed.name.clone(),
+                len: disk_len(&file.stat),
                 modified: modified(&file.stat),
                 name: file.name,
             };
@@ -107,7 +135,6 @@ fn scan(versioned: &CacheDir, trust: Trust) -> Result<Scan, CacheError> {
                 scan.temps.push(found);
             }
         }
-        scan.shards.push(shard);
     }
     Ok(scan)
 }
@@ -124,38 +151,55 @@ pub(crate) fn stats(versioned: &CacheDir, trust: Trust) -> Result<CacheStats, Ca
 
 /// Removes stale temporary files, then the least recently used entries until at most
 /// `max_size` bytes are left. The entry named `keep` (the one just stored) stays, even if it
-/// alone is over the limit: its process is about to use it.
+/// alone is over the limit: its process is about to use it. A file that cannot be removed
+/// (another user's, in a shared cache) stays and counts, with a debug line.
 pub(crate) fn collect(
     versioned: &CacheDir,
     trust: Trust,
     max_size: u64,
     keep: Option<&std::ffi::CStr>,
 ) -> Result<GcReport, CacheError> {
-    let mut scan = scan(versioned, trust)?;
+    let scan = scan(versioned, trust)?;
     let now = SystemTime::now();
     let mut report = GcReport::default();
     for t in &scan.temps {
         let old = now
             .duration_since(t.modified)
             .is_ok_and(|age| age > TEMP_MAX_AGE);
-        if old && scan.remove(t) {
-            report.temp_removed += 1;
-        } else {
+        if !old {
             report.left.temp_files += 1;
+            continue;
+        }
+        match remove(versioned, trust, t) {
+            Removed::Now => report.temp_removed += 1,
+            Removed::Already => {}
+            Removed::Failed(e) => {
+                tracing::debug!("stale temporary file of the module cache kept: {e}");
+                report.left.temp_files += 1;
+            }
         }
     }
     let is_kept = |e: &Found| Some(e.name.as_c_str()) == keep;
     let mut total: u64 = scan.entries.iter().map(|e| e.len).sum();
+    let mut entries = scan.entries;
     // Oldest first; the entry just stored is the newest whatever the clock says.
-    let mut entries = std::mem::take(&mut scan.entries);
     entries.sort_by_key(|e| (is_kept(e), e.modified));
     for e in &entries {
-        if total > max_size && !is_kept(e) && scan.remove(e) {
-            total -= e.len;
-            report.removed += 1;
-            report.freed += e.len;
-        } else {
+        if total <= max_size || is_kept(e) {
             report.left.entries += 1;
+            continue;
+        }
+        match remove(versioned, trust, e) {
+            Removed::Now => {
+                total -= e.len;
+                report.removed += 1;
+                report.freed += e.len;
+            }
+            Removed::Already => total -= e.len,
+            Removed::Failed(err) => {
+                tracing::debug!("module cache entry not evicted: {err}");
+                report.left.entries += 1;
+            }
         }
     }
     report.left.bytes = total;
@@ -165,11 +209,12 @@ pub(crate) fn collect(
 /// Removes every entry and temporary file of every format version under `root`, keeping
 /// the directories. Refuses, before removing anything, a root that holds anything Kiln does
 /// not make there: `KILN_CACHE_DIR=$HOME kiln cache clear` is a mistake, not an order.
+/// Removal goes on past a file that cannot be removed; the first such failure is the error.
 pub(crate) fn clear(root: &CacheDir, trust: Trust) -> Result<GcReport, CacheError> {
     let foreign = |dir: &CacheDir, listed: &Listed| CacheError::Foreign {
         path: dir.path_of(&listed.name),
     };
-    // Every shard with its files, all checked before the first removal.
+    // Every version, shard and file by name, all checked before the first removal.
     let mut plan = Vec::new();
     for version in root.list()? {
         if !(version.is_dir() && names::is_version(version.name.to_bytes())) {
@@ -186,32 +231,58 @@ pub(crate) fn clear(root: &CacheDir, trust: Trust) -> Result<GcReport, CacheErro
             let dir = versioned
                 .child(&shard.name, false, trust)?
                 .ok_or_else(|| foreign(&versioned, &shard))?;
-            let files = dir.list()?;
-            for file in &files {
+            for file in dir.list()? {
                 let name = file.name.to_bytes();
                 if !(file.is_file() && (names::is_entry(shard_name, name) || names::is_temp(name)))
                 {
-                    return Err(foreign(&dir, file));
+                    return Err(foreign(&dir, &file));
                 }
+                plan.push((version.name.clone(), shard.name.clone(), file));
             }
-            plan.push((dir, files));
         }
     }
     let mut report = GcReport::default();
-    for (dir, files) in &plan {
-        for file in files {
-            match dir.remove_file(&file.name) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(crate::error::io(&dir.path_of(&file.name))(e)),
-            }
-            if names::is_temp(file.name.to_bytes()) {
-                report.temp_removed += 1;
-            } else {
+    let mut first_error = None;
+    // The shard of the files removed last: the plan is in shard order.
+    let mut open: Option<((&CString, &CString), Option<CacheDir>)> = None;
+    for (version, shard, file) in &plan {
+        if open.as_ref().is_none_or(|(at, _)| *at != (version, shard)) {
+            let dir = root.child(version, false, trust).and_then(|v| match v {
+                Some(v) => v.child(shard, false, trust),
+                None => Ok(None),
+            });
+            let dir = match dir {
+                Ok(dir) => dir,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    None
+                }
+            };
+            open = Some(((version, shard), dir));
+        }
+        let dir = open.as_ref().and_then(|(_, dir)| dir.as_ref());
+        let removed = Ok(dir).and_then(|dir| match dir {
+            Some(dir) => match dir.remove_file(&file.name) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(crate::error::io(&dir.path_of(&file.name))(e)),
+            },
+            None => Ok(false),
+        });
+        match removed {
+            Ok(true) if names::is_temp(file.name.to_bytes()) => report.temp_removed += 1,
+            Ok(true) => {
                 report.removed += 1;
-                report.freed += file.stat.st_size as u64;
+                report.freed += disk_len(&file.stat);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
     }
-    Ok(report)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }

@@ -47,13 +47,14 @@ const TOUCH_AFTER: Duration = Duration::from_secs(3600);
 /// before a byte of it is read.
 pub const MAX_ENTRY_LEN: u64 = 1 << 30;
 
-/// An open cache directory. Its root and format-version directory were opened (and, without
-/// a key, checked) once, in [`Cache::open`]; everything after goes through their
-/// descriptors, so swapping a name in the path changes nothing.
+/// An open cache directory. Its root was opened (and, without a key, checked) once, in
+/// [`Cache::open`], and its format-version directory once, when first needed; everything
+/// after goes through their descriptors, so swapping a name in the path changes nothing.
 #[derive(Debug)]
 pub struct Cache {
     root: CacheDir,
-    versioned: CacheDir,
+    version: CString,
+    versioned: std::sync::OnceLock<CacheDir>,
     trust: Trust,
     max_size: u64,
     key: Option<ArtifactKey>,
@@ -71,14 +72,40 @@ pub struct Entry {
     pub len: u64,
     /// The open file.
     pub file: std::fs::File,
+    /// Which file it is, for [`Cache::touch`] and [`Cache::remove_entry`] once the file has
+    /// been handed to a loader.
+    pub stamp: EntryStamp,
+}
+
+/// The identity and age of an entry's file: [`Cache::remove_entry`] removes the name only
+/// while it still names this file, and [`Cache::touch`] refreshes it only when it is old.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryStamp {
+    key: CacheKey,
+    dev: u64,
+    ino: u64,
+    modified: SystemTime,
 }
 
 impl Cache {
-    /// Opens (creating with owner-only permissions) the directory of `config`. Without a key
-    /// the directory must belong to this user and be writable by nobody else, as its
-    /// unsealed entries are run as they are; that is checked on the open directory, before
-    /// anything is created in it.
+    /// Opens (creating with owner-only permissions) the directory of `config` and its
+    /// format-version directory. Without a key the directory must belong to this user and be
+    /// writable by nobody else, as its unsealed entries are run as they are; that is checked
+    /// on the open directory, before anything is created in it.
     pub fn open(config: &CacheConfig) -> Result<Cache, CacheError> {
+        let cache = Self::open_root(config, true)?.expect("a created directory exists");
+        cache.versioned(true)?;
+        Ok(cache)
+    }
+
+    /// Opens the directory of `config` as [`Cache::open`] does, but creates nothing: `None`
+    /// if there is no such directory. For commands that only look or remove (`kiln cache
+    /// stats`, `gc`, `clear`), so that naming the wrong directory leaves no trace in it.
+    pub fn open_existing(config: &CacheConfig) -> Result<Option<Cache>, CacheError> {
+        Self::open_root(config, false)
+    }
+
+    fn open_root(config: &CacheConfig, create: bool) -> Result<Option<Cache>, CacheError> {
         let root = match &config.directory {
             Some(dir) => dir.clone(),
             None => config::default_directory().ok_or(CacheError::NoDirectory)?,
@@ -87,20 +114,39 @@ impl Cache {
             Some(_) => Trust::Seal,
             None => Trust::Ownership,
         };
-        let root = CacheDir::open_root(&root, trust)?;
+        let root = match CacheDir::open_root(&root, trust, create) {
+            Ok(root) => root,
+            Err(CacheError::Io { source, .. })
+                if !create && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         let version = CString::new(kiln_artifact::header::FORMAT_VERSION.to_string())
             .expect("digits hold no NUL");
-        let versioned = root
-            .child(&version, true, trust)?
-            .expect("a created directory exists");
-        Ok(Cache {
+        Ok(Some(Cache {
             root,
-            versioned,
+            version,
+            versioned: std::sync::OnceLock::new(),
             trust,
             max_size: config.max_size,
             key: config.key.clone(),
             warned: AtomicBool::new(false),
-        })
+        }))
+    }
+
+    /// The format-version directory, opened on first use (and created if `create`); `None`
+    /// if it does not exist and is not to be created.
+    fn versioned(&self, create: bool) -> Result<Option<&CacheDir>, CacheError> {
+        if let Some(dir) = self.versioned.get() {
+            return Ok(Some(dir));
+        }
+        match self.root.child(&self.version, create, self.trust)? {
+            // Two threads may open it at once; either descriptor names the same directory.
+            Some(dir) => Ok(Some(self.versioned.get_or_init(|| dir))),
+            None => Ok(None),
+        }
     }
 
     /// The cache directory (without the format-version level).
@@ -137,12 +183,17 @@ impl Cache {
     /// The file an entry for `key` lives in (for messages; the cache itself opens it
     /// through its directory's descriptor).
     pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
         let hex = key.to_hex();
-        self.versioned.path().join(&hex[..2]).join(hex)
+        self.root
+            .path()
+            .join(std::ffi::OsStr::from_bytes(self.version.to_bytes()))
+            .join(&hex[..2])
+            .join(hex)
     }
 
     /// The shard directory and file name of `key`'s entry; `None` if the shard does not
-    /// exist (and is not to be created) or cannot be used.
+    /// exist (and is not to be created).
     fn shard_of(
         &self,
         key: &CacheKey,
@@ -151,17 +202,19 @@ impl Cache {
         let hex = key.to_hex();
         let shard = CString::new(&hex[..2]).expect("hexadecimal digits hold no NUL");
         let name = CString::new(hex).expect("hexadecimal digits hold no NUL");
-        Ok(self
-            .versioned
+        let Some(versioned) = self.versioned(create)? else {
+            return Ok(None);
+        };
+        Ok(versioned
             .child(&shard, create, self.trust)?
             .map(|dir| (dir, name)))
     }
 
-    /// The entry for `key`, if there is one. Refreshes its modification time (the
-    /// eviction order) at most once an hour, so a hit normally writes nothing. Anything at
-    /// the entry's name that is not a plausible entry (a link, FIFO, device or directory, a
-    /// file over [`MAX_ENTRY_LEN`], or without a key a file another user owns or may write)
-    /// is no hit; the store that follows the compilation replaces it.
+    /// The entry for `key`, if there is one. Anything at the entry's name that is not a
+    /// plausible entry (a link, FIFO, device or directory, a file over [`MAX_ENTRY_LEN`], or
+    /// without a key a file another user owns or may write) is no hit, with a warning; the
+    /// store that follows the compilation replaces it. A lookup writes nothing: see
+    /// [`Cache::touch`].
     pub fn lookup(&self, key: &CacheKey) -> Option<Entry> {
         let path = self.entry_path(key);
         let (shard, name) = match self.shard_of(key, false) {
@@ -183,19 +236,16 @@ impl Cache {
             tracing::warn!("module cache entry not used: {e}");
             return None;
         }
-        let modified = gc::modified(&stat);
-        let now = SystemTime::now();
-        let stale = now
-            .duration_since(modified)
-            .is_ok_and(|age| age > TOUCH_AFTER);
-        if stale {
-            // Only the eviction order depends on this; a read-only directory is no error.
-            let _ = file.set_modified(now);
-        }
         Some(Entry {
             path,
             len: stat.st_size as u64,
             file,
+            stamp: EntryStamp {
+                key: *key,
+                dev: stat.st_dev,
+                ino: stat.st_ino,
+                modified: gc::modified(&stat),
+            },
         })
     }
 
@@ -213,9 +263,51 @@ impl Cache {
         Ok(())
     }
 
+    /// After a hit loaded: refreshes the entry's modification time (the eviction order) if
+    /// it is more than an hour old and its name still names the file that was loaded, so a
+    /// hit normally writes nothing. Only the eviction order depends on this: a read-only
+    /// directory or another user's entry is no error.
+    pub fn touch(&self, stamp: &EntryStamp) {
+        let stale = SystemTime::now()
+            .duration_since(stamp.modified)
+            .is_ok_and(|age| age > TOUCH_AFTER);
+        if !stale {
+            return;
+        }
+        if let Ok(Some((shard, name))) = self.shard_of(&stamp.key, false)
+            && let Ok(now) = shard.stat_of(&name)
+            && (now.st_dev, now.st_ino) == (stamp.dev, stamp.ino)
+        {
+            let _ = shard.touch(&name);
+        }
+    }
+
+    /// Removes an entry that failed to load, if its name still names the file that was
+    /// opened (a writer may have replaced it with a good one since).
+    pub fn remove_entry(&self, stamp: &EntryStamp) {
+        let removed = self.shard_of(&stamp.key, false).and_then(|found| {
+            let Some((shard, name)) = found else {
+                return Ok(());
+            };
+            match shard.stat_of(&name) {
+                Ok(now) if (now.st_dev, now.st_ino) == (stamp.dev, stamp.ino) => {}
+                _ => return Ok(()),
+            }
+            match shard.remove_file(&name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(error::io(&self.entry_path(&stamp.key))(e))
+                }
+                _ => Ok(()),
+            }
+        });
+        if let Err(e) = removed {
+            self.warn_once(&e);
+        }
+    }
+
     /// Stores `artifact` under `key`, atomically: readers see the old entry, no entry, or
     /// the whole new one. Then evicts least-recently-used entries if the cache is over its
-    /// limit. Returns the entry's path.
+    /// limit (a failure of that is a warning: the entry is stored). Returns the entry's path.
     pub fn store(&self, key: &CacheKey, artifact: &[u8]) -> Result<PathBuf, CacheError> {
         let path = self.entry_path(key);
         if artifact.len() as u64 > MAX_ENTRY_LEN {
@@ -230,8 +322,13 @@ impl Cache {
         let (shard, name) = self
             .shard_of(key, true)?
             .expect("a created directory exists");
-        write::write_atomically(&shard, &name, artifact)?;
-        gc::collect(&self.versioned, self.trust, self.max_size, Some(&name))?;
+        write::write_atomically(&shard, self.trust, &name, artifact)?;
+        let versioned = self
+            .versioned(false)?
+            .expect("the entry's directory exists");
+        if let Err(e) = gc::collect(versioned, self.trust, self.max_size, Some(&name)) {
+            tracing::warn!("module cache not collected after a store: {e}");
+        }
         Ok(path)
     }
 
@@ -248,7 +345,7 @@ impl Cache {
         }
     }
 
-    /// Removes the entry for `key` (one that failed to load), if it is still there.
+    /// Removes the entry for `key`, if there is one.
     pub fn remove(&self, key: &CacheKey) {
         let removed = self.shard_of(key, false).and_then(|found| match found {
             Some((shard, name)) => match shard.remove_file(&name) {
@@ -266,7 +363,10 @@ impl Cache {
 
     /// Entries and bytes in the cache.
     pub fn stats(&self) -> Result<CacheStats, CacheError> {
-        gc::stats(&self.versioned, self.trust)
+        match self.versioned(false)? {
+            Some(versioned) => gc::stats(versioned, self.trust),
+            None => Ok(CacheStats::default()),
+        }
     }
 
     /// Removes every entry (of every format version). Refuses, removing nothing, if the
@@ -278,12 +378,15 @@ impl Cache {
     /// Evicts least-recently-used entries until the cache holds at most `max_size` bytes
     /// (the configured limit if `None`), and removes temporary files that writers left.
     pub fn gc(&self, max_size: Option<u64>) -> Result<GcReport, CacheError> {
-        gc::collect(
-            &self.versioned,
-            self.trust,
-            max_size.unwrap_or(self.max_size),
-            None,
-        )
+        match self.versioned(false)? {
+            Some(versioned) => gc::collect(
+                versioned,
+                self.trust,
+                max_size.unwrap_or(self.max_size),
+                None,
+            ),
+            None => Ok(GcReport::default()),
+        }
     }
 
     fn warn_once(&self, e: &CacheError) {

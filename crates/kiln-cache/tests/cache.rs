@@ -80,16 +80,27 @@ fn a_store_is_found_and_a_hit_writes_nothing_until_the_entry_is_old() {
         0o600
     );
     let written = std::fs::metadata(&path).unwrap().modified().unwrap();
-    cache.lookup(&key).unwrap();
+    let hit = cache.lookup(&key).unwrap();
+    cache.touch(&hit.stamp);
     assert_eq!(
         std::fs::metadata(&path).unwrap().modified().unwrap(),
         written
     );
-    // An entry unused for more than an hour is refreshed by its next hit.
+    // An entry unused for more than an hour is refreshed by its next hit (once loaded).
     age(&path, Duration::from_secs(2 * 3600));
     let aged = std::fs::metadata(&path).unwrap().modified().unwrap();
-    cache.lookup(&key).unwrap();
+    let hit = cache.lookup(&key).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), aged);
+    cache.touch(&hit.stamp);
     assert!(std::fs::metadata(&path).unwrap().modified().unwrap() > aged);
+    // A failed entry is removed only while its name still names that file.
+    let stale = cache.lookup(&key).unwrap().stamp;
+    cache.store(&key, b"rewritten").unwrap();
+    cache.remove_entry(&stale);
+    assert_eq!(cache.lookup(&key).unwrap().len, 9, "the new entry stays");
+    cache.remove_entry(&cache.lookup(&key).unwrap().stamp);
+    assert!(cache.lookup(&key).is_none());
+    cache.store(&key, b"again").unwrap();
     cache.remove(&key);
     assert!(cache.lookup(&key).is_none());
     std::fs::remove_dir_all(&dir).unwrap();

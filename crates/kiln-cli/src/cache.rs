@@ -67,7 +67,12 @@ pub fn main(args: CacheArgs) -> CliResult {
         outln!("{}", dir.display())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let cache = Cache::open(&config)?;
+    // Looking and removing create nothing: a mistyped directory is left as it was.
+    let Some(cache) = Cache::open_existing(&config)? else {
+        let dir = config.resolved_directory().unwrap_or_default();
+        outln!("no module cache at {}", dir.display())?;
+        return Ok(ExitCode::SUCCESS);
+    };
     match args.command {
         CacheCommand::Dir => unreachable!("handled above"),
         CacheCommand::Stats => {

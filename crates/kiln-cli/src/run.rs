@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Largest size of the program's linear memory, in bytes (suffixes K, M, G allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_memory: Option<usize>,
+    /// Largest number of elements of any of the program's tables (at most 10,000,000, the
+    /// runtime's own cap; each element takes 8 bytes of host memory).
+    #[arg(long, value_name = "N")]
+    max_table_elements: Option<u32>,
     /// With --invoke, the function's arguments (parsed by its parameter types); otherwise the
     /// program's arguments.
     #[arg(
@@ -172,22 +176,46 @@ fn parse_proposals(bits: &str) -> Option<Proposals> {
     (proposals.bits() == bits).then_some(proposals)
 }
 
+/// Warns when a preopened directory holds the unkeyed module cache (or lies inside it):
+/// unsealed entries run as they are, so a program that can write one can make a later start
+/// of the same module run its machine code as this user. With a cache key entries are
+/// authenticated and nothing needs saying.
+fn warn_if_it_holds_the_cache(host: &Path) -> Result<(), CliError> {
+    let config = crate::cache::config_from_env()?;
+    if config.has_key() {
+        return Ok(());
+    }
+    let (Some(cache), Ok(host)) = (config.resolved_directory(), host.canonicalize()) else {
+        return Ok(());
+    };
+    let cache = cache.canonicalize().unwrap_or(cache);
+    if cache.starts_with(&host) || host.starts_with(&cache) {
+        eprintln!(
+            "warning: --dir {} gives the program write access to the module cache ({}): a \
+             program that writes there can make later runs execute its own code. Set \
+             KILN_CACHE_KEY (entries are then authenticated) or KILN_CACHE_DIR elsewhere",
+            host.display(),
+            cache.display()
+        );
+    }
+    Ok(())
+}
+
 /// How long after `--timeout` a program still blocked in a host call is given to return
 /// before the process ends.
 const BLOCKED_CALL_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Set once the program has returned, so that the `--timeout` watchdog leaves the exit to
-/// the main thread.
-static RUN_FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// Runs `kiln run`.
 pub fn main(args: RunArgs) -> CliResult {
-    let result = run(args);
-    RUN_FINISHED.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Set once the program has returned, so that the `--timeout` watchdog leaves the exit
+    // to this thread.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let result = run(args, &finished);
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
     result
 }
 
-fn run(args: RunArgs) -> CliResult {
+fn run(args: RunArgs, finished: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> CliResult {
     let timeout = match args.timeout {
         Some(t) if t.is_finite() && t > 0.0 => Some(std::time::Duration::from_secs_f64(t)),
         Some(t) => {
@@ -224,15 +252,21 @@ fn run(args: RunArgs) -> CliResult {
         builder
             .preopened_dir(host, guest)
             .map_err(|e| fail!("cannot open directory `{host}` for --dir: {e}"))?;
+        warn_if_it_holds_the_cache(Path::new(host))?;
     }
     let limits = Limits {
         timeout,
         max_memory: args.max_memory,
     };
     let mut store = Store::new(&engine, builder.build());
+    let mut store_limits = StoreLimits::new();
     if let Some(bytes) = args.max_memory {
-        store.set_limits(StoreLimits::new().memory_size(bytes));
+        store_limits = store_limits.memory_size(bytes);
     }
+    if let Some(elements) = args.max_table_elements {
+        store_limits = store_limits.table_elements(elements);
+    }
+    store.set_limits(store_limits);
     if let Some(timeout) = timeout {
         if !engine.is_interruptible() {
             return Err(fail!(
@@ -243,6 +277,7 @@ fn run(args: RunArgs) -> CliResult {
         }
         store.set_epoch_deadline(1);
         let ticker = engine.clone();
+        let finished = finished.clone();
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
             ticker.increment_epoch();
@@ -250,12 +285,15 @@ fn run(args: RunArgs) -> CliResult {
             // (sleeping in `poll_oneoff`, reading a terminal or a FIFO, opening a FIFO) never
             // reaches one: after a moment the process ends from here.
             std::thread::sleep(BLOCKED_CALL_GRACE);
-            if !RUN_FINISHED.load(std::sync::atomic::Ordering::SeqCst) {
-                eprintln!(
-                    "error: the program ran longer than --timeout {}s and was stopped while \
-                     it waited in a host call",
+            if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                // Straight to the descriptor: the blocked call may hold the lock of Rust's
+                // stderr (a write to a full pipe), and waiting for it would hang here too.
+                let message = format!(
+                    "error: the program ran longer than --timeout {}s and was stopped (it was \
+                     still in a host call or a long bulk-memory operation)\n",
                     timeout.as_secs_f64()
                 );
+                let _ = rustix::io::write(std::io::stderr(), message.as_bytes());
                 std::process::exit(i32::from(TRAP_STATUS));
             }
         });

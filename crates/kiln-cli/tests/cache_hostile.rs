@@ -534,24 +534,62 @@ fn a_second_user_writing_a_shared_cache_harms_nothing() {
     let cache = dir.join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The names the victim's entries will have (keyed names, which the attacker could not
+    // compute; given here so that every plant lands where the victim looks), and an unsealed
+    // forged artifact for them.
+    let rehearsal = dir.join("rehearsal");
+    let mut names = Vec::new();
+    let mut forged = PathBuf::new();
+    for (wasm, answer) in [(&one, 1), (&two, 2)] {
+        let mut keyed = kiln(&rehearsal);
+        keyed.env("KILN_CACHE_KEY", KEY);
+        assert_answer(&run_answer(keyed, wasm), answer);
+    }
+    for entry in entries(&rehearsal) {
+        let shard = shard_name(entry.parent().unwrap());
+        names.push(format!(
+            "{shard}/{}",
+            entry.file_name().unwrap().to_str().unwrap()
+        ));
+        let artifact = std::fs::read(&entry).unwrap();
+        let of_one = kiln_artifact::source::fast_hash(&module_bytes(1));
+        if artifact.windows(16).any(|w| w == of_one) {
+            forged = dir.join("forged");
+            std::fs::write(
+                &forged,
+                forge(&artifact, &module_bytes(1), &module_bytes(2)),
+            )
+            .unwrap();
+        }
+    }
+    assert_eq!(names.len(), 2);
     let stop = dir.join("stop");
     let version = kiln_artifact::header::FORMAT_VERSION;
     let script = format!(
         "c={cache}; d={docs}; v={version}; i=0; \
-         while [ ! -e \"$STOP\" ]; do i=$((i+1)); \
-           mkdir -p $c/evil$i/$v/00 2>/dev/null; \
-           ln -sfn $d $c/evil$i/$v/01; \
-           ln -sfn $d/letter.txt $c/evil$i/$v/00/00ffffffffffffffffffffffffffffff; \
-           mkfifo $c/evil$i/$v/00/00eeeeeeeeeeeeeeeeeeeeeeeeeeeeee 2>/dev/null; \
-           truncate -s 3G $c/evil$i/$v/00/00dddddddddddddddddddddddddddddd; \
-           for e in $c/$v/*/*; do [ -f \"$e\" ] && cp \"$e\" $c/evil$i/$v/00/00cccccccccccccccccccccccccccccc; done 2>/dev/null; \
+         while [ ! -e \"$STOP\" ]; do i=$((i+1)); e=$c/evil$i/$v; \
+           mkdir -p $e/00 2>/dev/null; \
+           ln -sfn $d $e/01; \
+           ln -sfn $d/letter.txt $e/00/00ffffffffffffffffffffffffffffff; \
+           for n in {names}; do \
+             mkdir -p $e/${{n%/*}} 2>/dev/null; \
+             case $((i % 5)) in \
+               0) mkfifo $e/$n ;; \
+               1) ln -sfn /dev/zero $e/$n ;; \
+               2) truncate -s 3G $e/$n ;; \
+               3) ln -sfn $d/letter.txt $e/$n ;; \
+               *) cp {forged} $e/$n ;; \
+             esac 2>/dev/null; \
+           done; \
            mv -T $c/$v $c/old$i 2>/dev/null; \
-           mv -T $c/evil$i/$v $c/$v 2>/dev/null; \
+           mv -T $e $c/$v 2>/dev/null; \
            ln -sfn $d $c/$v.link; mv -T $c/$v.link $c/$v 2>/dev/null; \
            rm -rf $c/old$((i-3)) $c/evil$((i-3)) 2>/dev/null; \
          done",
         cache = cache.display(),
         docs = docs.display(),
+        names = names.join(" "),
+        forged = forged.display(),
     );
     let mut attacker = start_attacker(&script, &stop);
     let result = std::panic::catch_unwind(|| {
@@ -561,4 +599,96 @@ fn a_second_user_writing_a_shared_cache_harms_nothing() {
     attacker.wait().unwrap();
     result.unwrap();
     assert_eq!(snapshot(&docs), before, "the victim's documents changed");
+}
+
+/// A module with enough functions that its artifact is mapped, not read (over 128 KiB).
+fn large_module(dir: &Path, answer: i32) -> PathBuf {
+    let mut wat = format!(
+        r#"(module (func (export "answer") (param i32) (result i32)
+             (i32.add (local.get 0) (i32.const {answer})))"#
+    );
+    for i in 0..3000 {
+        wat.push_str(&format!(
+            "(func (export \"f{i}\") (param i32) (result i32) \
+             (i32.mul (i32.add (local.get 0) (i32.const {i})) (i32.const 3)))"
+        ));
+    }
+    wat.push(')');
+    let path = dir.join("large.wasm");
+    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+    path
+}
+
+/// On a file system mounted `noexec` (common for `/tmp` and home volumes) no file page can
+/// be made executable: hits of small and large entries still load, by copying the checked
+/// code.
+#[test]
+fn hits_load_from_a_noexec_cache_directory() {
+    let dir = scratch("noexec");
+    let mount = dir.join("mount");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs"])
+        .arg(&mount)
+        .output();
+    if !matches!(&mounted, Ok(o) if o.status.success()) {
+        eprintln!("SKIPPED: cannot mount a noexec tmpfs here ({mounted:?})");
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let cache = mount.join("cache");
+        for wasm in [module(&dir, "small", 4), large_module(&dir, 4)] {
+            assert_answer(&run_answer(kiln(&cache), &wasm), 4);
+            let mut logged = kiln(&cache);
+            logged.env("KILN_LOG", "kiln=debug");
+            let out = run_answer(logged, &wasm);
+            assert_answer(&out, 4);
+            assert!(
+                stderr(&out).contains("module cache hit"),
+                "{}",
+                stderr(&out)
+            );
+            assert!(!stderr(&out).contains("unusable"), "{}", stderr(&out));
+        }
+        let sizes: Vec<u64> = entries(&cache)
+            .iter()
+            .map(|e| std::fs::metadata(e).unwrap().len())
+            .collect();
+        assert!(sizes.iter().any(|&s| s > 128 * 1024), "{sizes:?}");
+    });
+    let _ = Command::new("umount").arg(&mount).status();
+    result.unwrap();
+}
+
+/// A program given the directory that holds the unkeyed cache could write entries that a
+/// later start runs: `kiln run` says so (and says nothing when entries are authenticated).
+#[test]
+fn a_preopen_holding_the_unkeyed_cache_is_warned_about() {
+    let dir = scratch("preopen");
+    let cache = dir.join("home/.cache/kiln");
+    std::fs::create_dir_all(&cache).unwrap();
+    let wasm = module(&dir, "m", 2);
+    let out = kiln(&cache)
+        .args(["run", "--dir"])
+        .arg(dir.join("home"))
+        .arg(&wasm)
+        .args(["--invoke", "answer", "1"])
+        .output()
+        .unwrap();
+    assert_answer(&out, 2);
+    assert!(
+        stderr(&out).contains("write access to the module cache"),
+        "{}",
+        stderr(&out)
+    );
+    let out = kiln(&cache)
+        .env("KILN_CACHE_KEY", KEY)
+        .args(["run", "--dir"])
+        .arg(dir.join("home"))
+        .arg(&wasm)
+        .args(["--invoke", "answer", "1"])
+        .output()
+        .unwrap();
+    assert_answer(&out, 2);
+    assert!(!stderr(&out).contains("module cache ("), "{}", stderr(&out));
 }

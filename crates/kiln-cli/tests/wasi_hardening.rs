@@ -212,6 +212,25 @@ fn readlink_does_not_disclose_host_paths() {
 }
 
 #[test]
+fn directory_listings_keep_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("wasi-hardening-names");
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), "latin-1").unwrap();
+    // Enough entries that wasi-libc reads the directory in several calls.
+    for i in 0..300 {
+        std::fs::write(dir.join(format!("file-with-a-long-name-{i:04}")), "").unwrap();
+    }
+    let out = run_probe(&[], Some(&dir), &["list"]);
+    let names: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert!(names.contains(&"636166e9"), "{names:?}");
+    assert_eq!(names.len(), 2 + 301, "each entry once");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len());
+}
+
+#[test]
 fn bad_guest_pointers_lose_no_data_and_leak_no_descriptor() {
     let dir = scratch("wasi-hardening-pointers");
     std::fs::write(dir.join("data.txt"), "still here").unwrap();
@@ -264,4 +283,36 @@ fn wasi_testsuite_cases_append_truncate_directories_and_sockets() {
     // sock_shutdown-not_sock.
     let out = run_probe(&[], None, &["sock"]);
     assert_eq!(stdout(&out), "shutdown -1: ENOTSOCK\n");
+}
+
+#[test]
+fn max_table_elements_caps_what_a_guest_can_allocate() {
+    let dir = scratch("wasi-hardening-tables");
+    let wat = |min: u32| {
+        let path = dir.join(format!("table-{min}.wat"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"(module (table {min} funcref)
+                     (func (export "grow") (param i32) (result i32)
+                       (table.grow (ref.null func) (local.get 0))))"#
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let grow = |module: &Path, by: &str| {
+        kiln_command()
+            .args(["run", "--max-table-elements", "100"])
+            .arg(module)
+            .args(["--invoke", "grow", by])
+            .output()
+            .unwrap()
+    };
+    let small = wat(10);
+    assert_eq!(stdout(&grow(&small, "90")), "10\n", "up to the cap");
+    assert_eq!(stdout(&grow(&small, "91")), "-1\n", "past the cap");
+    let out = grow(&wat(1000), "0");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("table"), "{}", stderr(&out));
 }

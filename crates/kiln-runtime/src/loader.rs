@@ -507,31 +507,44 @@ impl LoadedModule {
 
     /// The code of a checked load of a file: the checked bytes themselves. In the private
     /// mapping of a large file the code pages become executable where they are; the code of
-    /// a small file read into memory is copied from what was read.
+    /// a small file read into memory is copied from what was read, as is the code of a file
+    /// whose mapping cannot be made executable (on a `noexec` file system).
     fn checked_code(
         storage: &Storage,
         code_range: std::ops::Range<usize>,
     ) -> std::io::Result<Code> {
+        let copy = |range: std::ops::Range<usize>| {
+            crate::sys::copy_to_executable(&storage.bytes()[range]).map(Code::Mapped)
+        };
         match storage {
-            Storage::Mapped(map, _) if code_range.start.is_multiple_of(crate::sys::page_size()) => {
+            Storage::Mapped(map, _)
+                if code_range.start.is_multiple_of(crate::sys::page_size())
+                    && !FORCE_CODE_COPY.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
                 // SAFETY: the range lies inside `map` (`bounds` checked it against the file's
                 // length, which is the mapping's), a read-only private mapping that the
                 // module owns and keeps until it is dropped, with the code; nothing writes to
                 // it.
-                unsafe {
+                let made_executable = unsafe {
                     crate::sys::protect_executable(
                         map.as_ptr().add(code_range.start),
                         code_range.len(),
                     )
-                }?;
-                Ok(Code::InStorage {
-                    offset: code_range.start,
-                    len: code_range.len(),
-                })
+                };
+                match made_executable {
+                    Ok(()) => Ok(Code::InStorage {
+                        offset: code_range.start,
+                        len: code_range.len(),
+                    }),
+                    Err(e) => {
+                        tracing::debug!(
+                            "cannot make the checked mapping executable ({e}); copying the code"
+                        );
+                        copy(code_range)
+                    }
+                }
             }
-            _ => Ok(Code::Mapped(crate::sys::copy_to_executable(
-                &storage.bytes()[code_range],
-            )?)),
+            _ => copy(code_range),
         }
     }
 

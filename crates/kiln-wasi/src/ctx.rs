@@ -54,8 +54,21 @@ pub(crate) enum Kind {
     Output(Stdio, bool),
     /// A regular file (or anything else that is not a directory).
     File(File),
-    /// A directory; `preopen` is its guest name if it was given to the program.
-    Dir { dir: Dir, preopen: Option<String> },
+    /// A directory; `preopen` is its guest name if it was given to the program, `listing`
+    /// what `fd_readdir` listed when a caller last started from cookie 0.
+    Dir {
+        dir: Dir,
+        preopen: Option<String>,
+        listing: Option<Vec<Dirent>>,
+    },
+}
+
+/// One entry of a directory listing, as `fd_readdir` reports it: the name's bytes as the
+/// host has them (not made UTF-8), the WASI file type and the inode.
+pub(crate) struct Dirent {
+    pub name: Vec<u8>,
+    pub filetype: u8,
+    pub ino: u64,
 }
 
 /// One open descriptor.
@@ -63,8 +76,9 @@ pub(crate) struct Descriptor {
     pub kind: Kind,
     pub rights_base: u64,
     pub rights_inheriting: u64,
-    /// `fdflags`: `APPEND` is applied by `fd_write`, the others were given to the host
-    /// when the file was opened.
+    /// `fdflags`, all given to the host when the file was opened; `APPEND` also follows
+    /// `fd_fdstat_set_flags` there (so on Linux `fd_pwrite` of an appending file appends,
+    /// as `pwrite(2)` does), and `fd_write` of an appending output stream seeks first.
     pub flags: u16,
 }
 
@@ -254,6 +268,7 @@ impl WasiCtxBuilder {
                 kind: Kind::Dir {
                     dir,
                     preopen: Some(guest),
+                    listing: None,
                 },
                 rights_base: rights::DIRECTORY,
                 rights_inheriting: rights::DIRECTORY | rights::FILE,

@@ -8,7 +8,7 @@ use cap_std::fs::{FileExt, MetadataExt};
 use kiln::Val;
 use rustix::fs::DirEntryExt;
 
-use crate::ctx::{Descriptor, Kind, read_stdin, write_output};
+use crate::ctx::{Descriptor, Dirent, Kind, read_stdin, write_output};
 use crate::guest::{Guest, MAX_TRANSFER, u32_arg, u64_arg};
 use crate::types::{
     Errno, Filestat, errno, errno_of, fdflags, fdstat_bytes, filetype, fstflags, rights,
@@ -74,11 +74,12 @@ pub(crate) fn fd_renumber<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
 fn read_into<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out: u32) -> R {
     let (fd, iovs, count) = (u32_arg(a, 0), u32_arg(a, 1), u32_arg(a, 2));
     let iovecs = g.iovecs(iovs, count)?;
-    // Every destination must lie in memory before a byte is consumed from the file or
-    // stream: a read that cannot be delivered must not lose the data.
+    // Every destination, and where the count goes, must lie in memory before a byte is
+    // consumed from the file or stream: a read that cannot be delivered must not lose data.
     for &(ptr, len) in &iovecs {
         g.check(ptr, len)?;
     }
+    g.check(out, 4)?;
     let total: u64 = iovecs.iter().map(|&(_, len)| u64::from(len)).sum();
     let mut buf = vec![0u8; total.min(MAX_TRANSFER as u64) as usize];
     let d = g.ctx().get_mut(fd)?;
@@ -107,6 +108,8 @@ pub(crate) fn fd_pread<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
 fn write_from<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out: u32) -> R {
     let (fd, iovs, count) = (u32_arg(a, 0), u32_arg(a, 1), u32_arg(a, 2));
     let data = g.gather(iovs, count)?;
+    // A write whose count cannot be reported would be retried and done twice.
+    g.check(out, 4)?;
     let ctx = g.ctx();
     if matches!(ctx.get(fd)?.kind, Kind::Output(..)) {
         ctx.output_bytes += data.len() as u64;
@@ -351,9 +354,44 @@ pub(crate) fn fd_prestat_dir_name<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -
     g.write(u32_arg(a, 1), &name)
 }
 
+/// The entries of `dir`: `.`, `..`, then its own in the order the host lists them.
+fn list(dir: &cap_std::fs::Dir) -> Result<Vec<Dirent>, Errno> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut entries = vec![
+        Dirent {
+            name: b".".to_vec(),
+            filetype: filetype::DIRECTORY,
+            ino: io(dir.dir_metadata())?.ino(),
+        },
+        Dirent {
+            name: b"..".to_vec(),
+            filetype: filetype::DIRECTORY,
+            ino: 0,
+        },
+    ];
+    for entry in io(dir.entries())? {
+        let entry = io(entry)?;
+        let filetype = match entry.file_type() {
+            Ok(t) if t.is_dir() => filetype::DIRECTORY,
+            Ok(t) if t.is_file() => filetype::REGULAR_FILE,
+            Ok(t) if t.is_symlink() => filetype::SYMBOLIC_LINK,
+            _ => filetype::UNKNOWN,
+        };
+        entries.push(Dirent {
+            ino: entry.ino(),
+            name: entry.file_name().into_vec(),
+            filetype,
+        });
+    }
+    Ok(entries)
+}
+
 /// `fd_readdir(fd, buf, buf_len, cookie, bufused)`: entries `.`, `..`, then the directory's
 /// own in the order the host lists them; the cookie of an entry is its position plus one.
 /// The last entry is cut off when the buffer is full, which tells the caller to continue.
+/// The directory is listed when a caller starts from cookie 0 and that listing serves the
+/// calls that continue it, so a directory read in k calls is listed once, not k times, and
+/// its cookies stay meaningful while it changes. Names are passed as the host's bytes.
 pub(crate) fn fd_readdir<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     let (fd, buf, buf_len, cookie, used) = (
         u32_arg(a, 0),
@@ -362,39 +400,24 @@ pub(crate) fn fd_readdir<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
         u64_arg(a, 3),
         u32_arg(a, 4),
     );
-    let d = g.ctx().get(fd)?;
+    let d = g.ctx().get_mut(fd)?;
     d.require(rights::FD_READDIR)?;
-    let Kind::Dir { dir, .. } = &d.kind else {
+    let Kind::Dir { dir, listing, .. } = &mut d.kind else {
         return Err(errno::NOTDIR);
     };
-    let mut entries = vec![
-        (
-            ".".to_owned(),
-            filetype::DIRECTORY,
-            io(dir.dir_metadata())?.ino(),
-        ),
-        ("..".to_owned(), filetype::DIRECTORY, 0),
-    ];
-    for entry in io(dir.entries())? {
-        let entry = io(entry)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ty = match entry.file_type() {
-            Ok(t) if t.is_dir() => filetype::DIRECTORY,
-            Ok(t) if t.is_file() => filetype::REGULAR_FILE,
-            Ok(t) if t.is_symlink() => filetype::SYMBOLIC_LINK,
-            _ => filetype::UNKNOWN,
-        };
-        entries.push((name, ty, entry.ino()));
+    if cookie == 0 || listing.is_none() {
+        *listing = Some(list(dir)?);
     }
+    let entries = listing.as_deref().unwrap_or_default();
     let mut out = Vec::new();
-    for (i, (name, ty, ino)) in entries.iter().enumerate().skip(cookie as usize) {
+    for (i, entry) in entries.iter().enumerate().skip(cookie as usize) {
         let mut dirent = [0u8; 24];
         dirent[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        dirent[8..16].copy_from_slice(&ino.to_le_bytes());
-        dirent[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
-        dirent[20] = *ty;
+        dirent[8..16].copy_from_slice(&entry.ino.to_le_bytes());
+        dirent[16..20].copy_from_slice(&(entry.name.len() as u32).to_le_bytes());
+        dirent[20] = entry.filetype;
         out.extend_from_slice(&dirent);
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&entry.name);
         if out.len() >= buf_len as usize {
             break;
         }

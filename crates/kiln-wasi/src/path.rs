@@ -68,6 +68,7 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
         Kind::Dir {
             dir: io(sub)?,
             preopen: None,
+            listing: None,
         }
     } else {
         let read = base & (rights::FD_READ | rights::FD_READDIR) != 0;
@@ -109,6 +110,7 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
             Kind::Dir {
                 dir: Dir::from_std_file(file.into_std()),
                 preopen: None,
+                listing: None,
             }
         } else {
             Kind::File(file)

@@ -46,21 +46,39 @@ fn load_hit(
     digest: &SourceDigest,
 ) -> Option<Arc<LoadedModule>> {
     let entry = cache.lookup(key)?;
-    let path = entry.path.clone();
+    let (path, stamp) = (entry.path.clone(), entry.stamp);
     match load_entry(engine, cache, entry, digest) {
         Ok(loaded) => {
             tracing::debug!(entry = %path.display(), "module cache hit");
+            cache.touch(&stamp);
             Some(loaded)
         }
-        Err(why) => {
+        Err(Unusable::Unreadable(why)) => {
+            // Out of descriptors or memory, say: the entry may be good. The store after the
+            // compilation replaces it either way.
+            tracing::warn!(
+                entry = %path.display(),
+                "cannot read module cache entry, recompiling: {why}"
+            );
+            None
+        }
+        Err(Unusable::Bad(why)) => {
             tracing::warn!(
                 entry = %path.display(),
                 "removing unusable module cache entry and recompiling: {why}"
             );
-            cache.remove(key);
+            cache.remove_entry(&stamp);
             None
         }
     }
+}
+
+/// Why an entry was not used.
+enum Unusable {
+    /// Reading or mapping it failed.
+    Unreadable(String),
+    /// It is not a valid artifact of this wasm for this engine.
+    Bad(String),
 }
 
 fn compile_and_store(
@@ -83,7 +101,7 @@ fn load_entry(
     cache: &Cache,
     entry: Entry,
     digest: &SourceDigest,
-) -> std::result::Result<Arc<LoadedModule>, String> {
+) -> std::result::Result<Arc<LoadedModule>, Unusable> {
     let loaded = match cache.authentication_key() {
         Some(key) => {
             LoadedModule::from_open_file_sealed(&entry.file, &entry.path, engine.compat(), key)
@@ -103,9 +121,14 @@ fn load_entry(
             )
         },
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| match e {
+        kiln_runtime::LoadError::Io { .. } => Unusable::Unreadable(e.to_string()),
+        kiln_runtime::LoadError::Artifact(_) => Unusable::Bad(e.to_string()),
+    })?;
     if !digest.matches(&loaded.info().source) {
-        return Err("the entry was compiled from other wasm".into());
+        return Err(Unusable::Bad(
+            "the entry was compiled from other wasm".into(),
+        ));
     }
     Ok(loaded)
 }

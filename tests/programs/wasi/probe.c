@@ -1,6 +1,7 @@
 // One WASI behaviour per mode, each printing what it saw, for the hostile-guest and
 // conformance tests of crates/kiln-cli/tests/wasi_hardening.rs. Modes that take a path work
 // in the preopened directory /d.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -45,6 +46,16 @@ int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "env")) {
         for (char **e = environ; *e; e++) printf("%s\n", *e);
+    } else if (!strcmp(mode, "list")) {
+        // Every name in /d, as hexadecimal bytes.
+        DIR *dir = opendir("/d");
+        struct dirent *e;
+        while ((e = readdir(dir))) {
+            for (const unsigned char *c = (const unsigned char *)e->d_name; *c; c++)
+                printf("%02x", *c);
+            printf("\n");
+        }
+        closedir(dir);
     } else if (!strcmp(mode, "exit")) {
         exit(atoi(argv[2]));
     } else if (!strcmp(mode, "sleep")) {
