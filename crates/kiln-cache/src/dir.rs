@@ -27,27 +27,6 @@ pub(crate) enum Trust {
     Seal,
 }
 
-impl Trust {
-    /// The mode new directories are created with: owner-only without a key; with one, what
-    /// the umask allows, so that other users of a shared cache can read them.
-    fn dir_mode(self) -> Mode {
-        match self {
-            Trust::Ownership => Mode::RWXU,
-            Trust::Seal => Mode::RWXU | Mode::RWXG | Mode::RWXO,
-        }
-    }
-
-    /// The mode new entries are created with (see [`Trust::dir_mode`]).
-    pub(crate) fn file_mode(self) -> Mode {
-        match self {
-            Trust::Ownership => Mode::RUSR | Mode::WUSR,
-            Trust::Seal => {
-                Mode::RUSR | Mode::WUSR | Mode::RGRP | Mode::WGRP | Mode::ROTH | Mode::WOTH
-            }
-        }
-    }
-}
-
 /// An open directory of the cache, the path it was opened as (for messages only) and the
 /// file system it is on.
 #[derive(Debug)]
@@ -57,19 +36,28 @@ pub(crate) struct CacheDir {
     dev: u64,
 }
 
-/// A name found in a directory and what it is (not following links).
+/// A name found in a directory and what it is (not following links). A directory's status
+/// is not taken: it may be a mount point, and asking another file system (a FUSE daemon that
+/// never answers) could block; it is checked once opened ([`CacheDir::child`]).
 pub(crate) struct Listed {
     pub(crate) name: CString,
-    pub(crate) stat: Stat,
+    pub(crate) kind: FileType,
+    /// The status of a file (not of a directory).
+    pub(crate) stat: Option<Stat>,
 }
 
 impl Listed {
     pub(crate) fn is_dir(&self) -> bool {
-        FileType::from_raw_mode(self.stat.st_mode) == FileType::Directory
+        self.kind == FileType::Directory
     }
 
     pub(crate) fn is_file(&self) -> bool {
-        FileType::from_raw_mode(self.stat.st_mode) == FileType::RegularFile
+        self.kind == FileType::RegularFile
+    }
+
+    /// The file's length in bytes (0 for anything but a file).
+    pub(crate) fn len(&self) -> u64 {
+        self.stat.map_or(0, |s| s.st_size as u64)
     }
 }
 
@@ -132,13 +120,18 @@ impl CacheDir {
     ) -> Result<Option<CacheDir>, CacheError> {
         let path = self.path_of(name);
         if create {
-            match rustix::fs::mkdirat(&self.fd, name, trust.dir_mode()) {
+            match rustix::fs::mkdirat(&self.fd, name, Mode::RWXU) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(io(&path)(e.into())),
             }
         }
-        let fd = match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
+        let fd = match open_dir_beneath(&self.fd, name) {
             Ok(fd) => fd,
+            Err(rustix::io::Errno::XDEV) => {
+                return Err(io(&path)(std::io::Error::other(
+                    "a mount point inside the cache",
+                )));
+            }
             Err(rustix::io::Errno::NOENT) if !create => return Ok(None),
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
                 return Err(io(&path)(std::io::Error::other(
@@ -176,12 +169,12 @@ impl CacheDir {
         Ok((std::fs::File::from(fd), stat))
     }
 
-    /// Creates a new file named `name` with `mode` for writing; fails if anything has that
+    /// Creates a new file named `name` (mode 0600) for writing; fails if anything has that
     /// name.
-    pub(crate) fn create_file(&self, name: &CStr, mode: Mode) -> std::io::Result<std::fs::File> {
+    pub(crate) fn create_file(&self, name: &CStr) -> std::io::Result<std::fs::File> {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.fd, name, flags, mode)?;
+        let fd = rustix::fs::openat(&self.fd, name, flags, Mode::RUSR | Mode::WUSR)?;
         Ok(std::fs::File::from(fd))
     }
 
@@ -225,8 +218,9 @@ impl CacheDir {
         Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())?)
     }
 
-    /// Every name in the directory but `.` and `..`, with its status (of the name itself,
-    /// not of what a link points to). A name removed while listing is skipped.
+    /// Every name in the directory but `.` and `..`, with what it is (from the listing
+    /// itself) and, for a file, its status (of the name itself, not of what a link points
+    /// to). A name removed while listing, or whose status cannot be taken, is skipped.
     pub(crate) fn list(&self) -> Result<Vec<Listed>, CacheError> {
         let failed = |e: rustix::io::Errno| io(&self.path)(e.into());
         let mut listed = Vec::new();
@@ -236,14 +230,25 @@ impl CacheDir {
             if name == c"." || name == c".." {
                 continue;
             }
-            match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(stat) => listed.push(Listed {
+            let kind = entry.file_type();
+            if kind == FileType::Directory {
+                listed.push(Listed {
                     name: name.to_owned(),
-                    stat,
-                }),
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(failed(e)),
+                    kind,
+                    stat: None,
+                });
+                continue;
             }
+            // Files, links and whatever the listing did not name (`DT_UNKNOWN`).
+            let Ok(stat) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let kind = FileType::from_raw_mode(stat.st_mode);
+            listed.push(Listed {
+                name: name.to_owned(),
+                kind,
+                stat: (kind != FileType::Directory).then_some(stat),
+            });
         }
         Ok(listed)
     }
@@ -252,6 +257,20 @@ impl CacheDir {
     /// loses nothing but durability.
     pub(crate) fn sync(&self) {
         let _ = rustix::fs::fsync(self.fd.as_fd());
+    }
+}
+
+/// Opens the directory `name` in `dir` without following a link and without crossing into
+/// another mount: `openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV` refuses a mount
+/// point before the mounted file system is asked anything (`XDEV`). Kernels before 5.6 lack
+/// `openat2`; there a plain `openat` with `O_NOFOLLOW` is used and the device is compared
+/// after opening.
+fn open_dir_beneath(dir: &OwnedFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV | ResolveFlags::BENEATH;
+    match rustix::fs::openat2(dir, name, DIR_FLAGS, Mode::empty(), resolve) {
+        Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty()),
+        other => other,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Size accounting, least-recently-used eviction, and emptying the cache.
 //!
-//! The eviction order is each entry's modification time, which [`crate::Cache::lookup`]
-//! refreshes at most once an hour: hits stay read-only, and the order is right to within
-//! that hour. Collection runs after each store (a miss already paid for a compilation) and
+//! The eviction order is each entry's modification time, which [`crate::Cache::touch`]
+//! refreshes after a hit at most once an hour: hits stay read-only, and the order is right
+//! to within that hour. Collection runs after each store (a miss already paid for a compilation) and
 //! on `kiln cache gc`, never on a hit.
 //!
 //! Walks go through directory descriptors and never follow a link ([`crate::dir`]), and
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::dir::{CacheDir, Listed, Trust};
 use crate::error::CacheError;
-use crate::names;
+use crate::{MAX_ENTRY_LEN, names};
 
 /// A temporary file older than this belongs to a writer that died.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(600);
@@ -41,6 +41,9 @@ pub struct GcReport {
     pub freed: u64,
     /// Stale temporary files removed.
     pub temp_removed: u64,
+    /// Entries and stale temporary files that were to go but could not be removed (a
+    /// read-only directory, another user's files in a shared cache).
+    pub not_removed: u64,
     /// Entries and bytes left.
     pub left: CacheStats,
 }
@@ -49,8 +52,6 @@ pub struct GcReport {
 struct Found {
     shard: CString,
     name: CString,
-    /// Its size for the limit: the bytes it takes on disk, not its apparent length, so that
-    /// a sparse giant someone planted in a shared cache does not push out every real entry.
     len: u64,
     modified: SystemTime,
 }
@@ -92,11 +93,6 @@ pub(crate) fn modified(stat: &rustix::fs::Stat) -> SystemTime {
     SystemTime::UNIX_EPOCH + since_epoch
 }
 
-/// The bytes a file takes on disk (at most its length).
-fn disk_len(stat: &rustix::fs::Stat) -> u64 {
-    (stat.st_size as u64).min((stat.st_blocks as u64).saturating_mul(512))
-}
-
 /// Entries and temporary files under `versioned` (the format-version directory). Shards
 /// that cannot be opened (a link, a mount, or with [`Trust::Ownership`] one that is not
 /// private) are skipped, with a debug line.
@@ -123,10 +119,11 @@ fn scan(versioned: &CacheDir, trust: Trust) -> Result<Scan, CacheError> {
             }
         };
         for file in files.into_iter().filter(Listed::is_file) {
+            let Some(stat) = file.stat else { continue };
             let found = Found {
                 shard: listed.name.clone(),
-                len: disk_len(&file.stat),
-                modified: modified(&file.stat),
+                len: stat.st_size as u64,
+                modified: modified(&stat),
                 name: file.name,
             };
             if names::is_entry(shard_name, found.name.to_bytes()) {
@@ -142,17 +139,21 @@ fn scan(versioned: &CacheDir, trust: Trust) -> Result<Scan, CacheError> {
 /// Counts what `versioned` holds.
 pub(crate) fn stats(versioned: &CacheDir, trust: Trust) -> Result<CacheStats, CacheError> {
     let scan = scan(versioned, trust)?;
+    let entries = || scan.entries.iter().filter(|e| e.len <= MAX_ENTRY_LEN);
     Ok(CacheStats {
-        entries: scan.entries.len() as u64,
-        bytes: scan.entries.iter().map(|e| e.len).sum(),
+        entries: entries().count() as u64,
+        bytes: entries().map(|e| e.len).sum(),
         temp_files: scan.temps.len() as u64,
     })
 }
 
 /// Removes stale temporary files, then the least recently used entries until at most
 /// `max_size` bytes are left. The entry named `keep` (the one just stored) stays, even if it
-/// alone is over the limit: its process is about to use it. A file that cannot be removed
-/// (another user's, in a shared cache) stays and counts, with a debug line.
+/// alone is over the limit: its process is about to use it. Files at entry names larger than
+/// any entry ([`MAX_ENTRY_LEN`], never a hit: a sparse giant planted in a shared cache) are
+/// removed first and never count, so they cannot push real entries out. A file that cannot
+/// be removed (another user's, in a shared cache) stays and counts in
+/// [`GcReport::not_removed`].
 pub(crate) fn collect(
     versioned: &CacheDir,
     trust: Trust,
@@ -176,12 +177,22 @@ pub(crate) fn collect(
             Removed::Failed(e) => {
                 tracing::debug!("stale temporary file of the module cache kept: {e}");
                 report.left.temp_files += 1;
+                report.not_removed += 1;
             }
         }
     }
+    let (giants, mut entries): (Vec<Found>, Vec<Found>) = scan
+        .entries
+        .into_iter()
+        .partition(|e| e.len > MAX_ENTRY_LEN);
+    for giant in &giants {
+        if let Removed::Failed(e) = remove(versioned, trust, giant) {
+            tracing::debug!("oversized file at a module cache entry's name kept: {e}");
+            report.not_removed += 1;
+        }
+    }
     let is_kept = |e: &Found| Some(e.name.as_c_str()) == keep;
-    let mut total: u64 = scan.entries.iter().map(|e| e.len).sum();
-    let mut entries = scan.entries;
+    let mut total: u64 = entries.iter().map(|e| e.len).sum();
     // Oldest first; the entry just stored is the newest whatever the clock says.
     entries.sort_by_key(|e| (is_kept(e), e.modified));
     for e in &entries {
@@ -199,6 +210,7 @@ pub(crate) fn collect(
             Removed::Failed(err) => {
                 tracing::debug!("module cache entry not evicted: {err}");
                 report.left.entries += 1;
+                report.not_removed += 1;
             }
         }
     }
@@ -273,7 +285,7 @@ pub(crate) fn clear(root: &CacheDir, trust: Trust) -> Result<GcReport, CacheErro
             Ok(true) if names::is_temp(file.name.to_bytes()) => report.temp_removed += 1,
             Ok(true) => {
                 report.removed += 1;
-                report.freed += disk_len(&file.stat);
+                report.freed += file.len();
             }
             Ok(false) => {}
             Err(e) => {

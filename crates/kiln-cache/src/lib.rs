@@ -82,9 +82,19 @@ pub struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryStamp {
     key: CacheKey,
-    dev: u64,
-    ino: u64,
+    /// Device, inode and status-change time: an inode number freed by a removal and reused
+    /// by a new file has a later change time.
+    identity: (u64, u64, i64, i64),
     modified: SystemTime,
+}
+
+fn identity(stat: &rustix::fs::Stat) -> (u64, u64, i64, i64) {
+    (
+        stat.st_dev,
+        stat.st_ino,
+        stat.st_ctime,
+        stat.st_ctime_nsec as i64,
+    )
 }
 
 impl Cache {
@@ -242,8 +252,7 @@ impl Cache {
             file,
             stamp: EntryStamp {
                 key: *key,
-                dev: stat.st_dev,
-                ino: stat.st_ino,
+                identity: identity(&stat),
                 modified: gc::modified(&stat),
             },
         })
@@ -276,7 +285,7 @@ impl Cache {
         }
         if let Ok(Some((shard, name))) = self.shard_of(&stamp.key, false)
             && let Ok(now) = shard.stat_of(&name)
-            && (now.st_dev, now.st_ino) == (stamp.dev, stamp.ino)
+            && identity(&now) == stamp.identity
         {
             let _ = shard.touch(&name);
         }
@@ -290,7 +299,7 @@ impl Cache {
                 return Ok(());
             };
             match shard.stat_of(&name) {
-                Ok(now) if (now.st_dev, now.st_ino) == (stamp.dev, stamp.ino) => {}
+                Ok(now) if identity(&now) == stamp.identity => {}
                 _ => return Ok(()),
             }
             match shard.remove_file(&name) {
@@ -322,7 +331,7 @@ impl Cache {
         let (shard, name) = self
             .shard_of(key, true)?
             .expect("a created directory exists");
-        write::write_atomically(&shard, self.trust, &name, artifact)?;
+        write::write_atomically(&shard, &name, artifact)?;
         let versioned = self
             .versioned(false)?
             .expect("the entry's directory exists");

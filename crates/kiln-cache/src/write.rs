@@ -13,7 +13,7 @@ use std::ffi::{CStr, CString};
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 
-use crate::dir::{CacheDir, Trust};
+use crate::dir::CacheDir;
 use crate::error::{CacheError, io};
 
 /// Names of files being written start with this; they are never entries.
@@ -22,11 +22,10 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 /// Writes `bytes` as the entry `name` of `shard` atomically (see the module documentation).
 pub(crate) fn write_atomically(
     shard: &CacheDir,
-    trust: Trust,
     name: &CStr,
     bytes: &[u8],
 ) -> Result<(), CacheError> {
-    let (temp_name, mut temp) = create_temp(shard, trust)?;
+    let (temp_name, mut temp) = create_temp(shard)?;
     let temp_path = shard.path_of(&temp_name);
     let written = temp
         .write_all(bytes)
@@ -50,12 +49,12 @@ pub(crate) fn write_atomically(
 }
 
 /// A new temporary file in `shard` under a name nobody can guess ahead of time.
-fn create_temp(shard: &CacheDir, trust: Trust) -> Result<(CString, std::fs::File), CacheError> {
+fn create_temp(shard: &CacheDir) -> Result<(CString, std::fs::File), CacheError> {
     let mut last = None;
     for _ in 0..16 {
         let name = CString::new(format!("{TEMP_PREFIX}{:016x}", random_u64()))
             .expect("hexadecimal digits hold no NUL");
-        match shard.create_file(&name, trust.file_mode()) {
+        match shard.create_file(&name) {
             Ok(file) => return Ok((name, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(io(shard.path())(e)),

@@ -115,6 +115,13 @@ pub fn main(args: CacheArgs) -> CliResult {
                 report.left.entries,
                 human(report.left.bytes)
             )?;
+            if report.not_removed > 0 {
+                eprintln!(
+                    "warning: {} files could not be removed (read-only directory, or another \
+                     user's files; KILN_LOG=debug says why)",
+                    report.not_removed
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

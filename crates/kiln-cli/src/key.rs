@@ -30,6 +30,13 @@ pub fn cache_key() -> Result<Option<ArtifactKey>, CliError> {
     }
 }
 
+/// Whether a cache key is given (in any of the four variables), without reading it.
+pub fn cache_key_is_set() -> bool {
+    [KEY_VARIABLE, CACHE_KEY_VARIABLE]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some() || std::env::var_os(format!("{v}_FILE")).is_some())
+}
+
 /// The key in `variable`, or in the file `<variable>_FILE` names.
 fn from_env(variable: &str) -> Result<Option<ArtifactKey>, CliError> {
     let file_variable = format!("{variable}_FILE");

@@ -180,15 +180,16 @@ fn parse_proposals(bits: &str) -> Option<Proposals> {
 /// unsealed entries run as they are, so a program that can write one can make a later start
 /// of the same module run its machine code as this user. With a cache key entries are
 /// authenticated and nothing needs saying.
-fn warn_if_it_holds_the_cache(host: &Path) -> Result<(), CliError> {
-    let config = crate::cache::config_from_env()?;
-    if config.has_key() {
-        return Ok(());
+fn warn_if_it_holds_the_cache(host: &Path) {
+    // Whether a key is set, without reading it again (a key file may be a pipe, and a bad
+    // key has failed the run already if the cache is in use).
+    if crate::key::cache_key_is_set() {
+        return;
     }
-    let (Some(cache), Ok(host)) = (config.resolved_directory(), host.canonicalize()) else {
-        return Ok(());
+    let (Some(cache), Ok(host)) = (kiln::default_cache_directory(), host.canonicalize()) else {
+        return;
     };
-    let cache = cache.canonicalize().unwrap_or(cache);
+    let cache = canonical_prefix(&cache);
     if cache.starts_with(&host) || host.starts_with(&cache) {
         eprintln!(
             "warning: --dir {} gives the program write access to the module cache ({}): a \
@@ -198,7 +199,24 @@ fn warn_if_it_holds_the_cache(host: &Path) -> Result<(), CliError> {
             cache.display()
         );
     }
-    Ok(())
+}
+
+/// `path` with its longest existing ancestor made canonical (the cache may not exist yet).
+fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(canonical) = at.canonicalize() {
+            return rest.iter().rev().fold(canonical, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
 }
 
 /// How long after `--timeout` a program still blocked in a host call is given to return
@@ -252,7 +270,7 @@ fn run(args: RunArgs, finished: &std::sync::Arc<std::sync::atomic::AtomicBool>) 
         builder
             .preopened_dir(host, guest)
             .map_err(|e| fail!("cannot open directory `{host}` for --dir: {e}"))?;
-        warn_if_it_holds_the_cache(Path::new(host))?;
+        warn_if_it_holds_the_cache(Path::new(host));
     }
     let limits = Limits {
         timeout,

@@ -69,14 +69,23 @@ fn run_answer(mut command: Command, wasm: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    });
+    let done = watchdog(child.id(), Duration::from_secs(60));
     let out = child.wait_with_output().unwrap();
-    drop(watchdog);
+    let _ = done.send(());
     out
+}
+
+/// Kills process `pid` after `limit` unless told first (through the returned sender), so
+/// that a hang fails the test instead of blocking it; never signals a pid after its child
+/// was reaped.
+fn watchdog(pid: u32, limit: Duration) -> std::sync::mpsc::Sender<()> {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
+    done
 }
 
 fn assert_answer(out: &Output, answer: i32) {
@@ -242,14 +251,52 @@ fn fifos_devices_and_links_at_an_entry_name_neither_hang_nor_run() {
     }
 }
 
-/// The largest resident size any waited-for child of this test process reached.
-fn max_child_rss_kib() -> i64 {
+/// Runs `command` to its end and returns its output and the largest resident size it
+/// reached, in KiB (its own, from `wait4`, not that of other tests' children).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped with wait4, for its own resource usage"
+)]
+fn run_measured(mut command: Command) -> (Output, i64) {
+    use std::io::Read;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = watchdog(child.id(), Duration::from_secs(60));
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let mut status = 0;
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a writable `rusage`; RUSAGE_CHILDREN is a valid `who`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    // SAFETY: getrusage succeeded, so it filled the struct (which was zeroed before).
-    unsafe { usage.assume_init() }.ru_maxrss
+    // SAFETY: `status` and `usage` are writable; the pid is our child, not yet reaped (the
+    // `Child` is never waited on after this).
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, usage.as_mut_ptr()) };
+    let _ = done.send(());
+    assert_eq!(pid, child.id() as i32);
+    // SAFETY: wait4 succeeded, so it filled the struct (which was zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        usage.ru_maxrss,
+    )
 }
 
 #[test]
@@ -272,15 +319,16 @@ fn a_sparse_giant_at_an_entry_name_is_refused_before_it_is_read() {
         std::os::unix::fs::FileExt::write_all_at(&file, &header, 0).unwrap();
         file.set_len(giant).unwrap();
         drop(file);
-        let out = run_answer(keyed(), &wasm);
+        let mut command = keyed();
+        command.args(["run", wasm.to_str().unwrap(), "--invoke", "answer", "1"]);
+        let (out, rss) = run_measured(command);
         assert_answer(&out, 5);
         assert!(
             std::fs::metadata(&entry).unwrap().len() < 1 << 20,
             "replaced"
         );
+        assert!(rss < 256 * 1024, "{giant} bytes: the run used {rss} KiB");
     }
-    let rss = max_child_rss_kib();
-    assert!(rss < 512 * 1024, "a child used {rss} KiB");
 }
 
 #[test]
@@ -563,6 +611,10 @@ fn a_second_user_writing_a_shared_cache_harms_nothing() {
         }
     }
     assert_eq!(names.len(), 2);
+    assert!(
+        !forged.as_os_str().is_empty(),
+        "no rehearsal entry was module one's"
+    );
     let stop = dir.join("stop");
     let version = kiln_artifact::header::FORMAT_VERSION;
     let script = format!(

@@ -5,8 +5,9 @@
 //! the wasm's own, so an entry renamed from another module is not used. With a key the entry
 //! must carry a seal made with it, checked before any other byte is used. Whatever is wrong
 //! with an entry (truncated, flipped bits, other version or target, other module, forged), it
-//! is removed and the module compiled again: a cache can cost a compilation, never a wrong
-//! result.
+//! is removed (if its name still names that file) and the module compiled again; an entry
+//! that could not be read (out of descriptors, say) is only compiled past, and the store
+//! replaces it. A cache can cost a compilation, never a wrong result.
 
 use std::sync::Arc;
 

@@ -53,6 +53,7 @@ pub use externals::{Extern, Global, Memory, Table};
 pub use externref::ExternRef;
 pub use func::{Func, IntoFunc, TypedFunc};
 pub use instance::Instance;
+pub use kiln_cache::config::default_directory as default_cache_directory;
 pub use kiln_cache::{Cache, CacheConfig};
 pub use linker::Linker;
 pub use module::{ExportType, ExternType, ImportType, Module, is_artifact_file};
