@@ -1,10 +1,14 @@
 //! The module cache seen from `kiln run`: concurrent starts, killed writers, damaged and
 //! forged entries, eviction, a read-only directory.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::assert_answer;
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -50,19 +54,6 @@ fn run_answer(cache: &Path, wat: &Path, envs: &[(&str, &str)]) -> Output {
         .envs(envs.iter().copied())
         .output()
         .unwrap()
-}
-
-fn assert_answer(out: &Output, expected: i32) {
-    assert!(
-        out.status.success(),
-        "status {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{}\n", expected + 1)
-    );
 }
 
 fn stderr(out: &Output) -> String {

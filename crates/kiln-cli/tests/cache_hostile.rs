@@ -6,10 +6,14 @@
 //! touched, nothing foreign ran, and every run printed the right answer (docs/security.md,
 //! "Local users").
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::assert_answer;
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -86,19 +90,6 @@ fn watchdog(pid: u32, limit: Duration) -> std::sync::mpsc::Sender<()> {
         }
     });
     done
-}
-
-fn assert_answer(out: &Output, answer: i32) {
-    assert!(
-        out.status.success(),
-        "status {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{}\n", answer + 1)
-    );
 }
 
 fn stderr(out: &Output) -> String {
@@ -414,15 +405,22 @@ fn forge(artifact: &[u8], other: &[u8], claimed: &[u8]) -> Vec<u8> {
 fn a_forged_entry_passes_a_checked_load_when_the_user_planted_it() {
     let dir = scratch("forged");
     let cache = dir.join("cache");
-    let (honest, evil) = (module(&dir, "honest", 1), module(&dir, "evil", 1000));
-    assert_answer(&run_answer(kiln(&cache), &evil), 1000);
-    let evil_artifact = std::fs::read(entries(&cache).pop().unwrap()).unwrap();
-    std::fs::remove_dir_all(&cache).unwrap();
-    assert_answer(&run_answer(kiln(&cache), &honest), 1);
-    let entry = entries(&cache).pop().unwrap();
+    let honest = forged_cache(&dir, &cache);
+    assert_answer(&run_answer(kiln(&cache), &honest), 1000);
+}
+
+/// Fills the unkeyed cache `cache` with a forged entry under the name of a module whose own
+/// answer is 1 (and which is returned): the entry holds the code of a module answering 1000.
+fn forged_cache(dir: &Path, cache: &Path) -> PathBuf {
+    let (honest, evil) = (module(dir, "honest", 1), module(dir, "evil", 1000));
+    assert_answer(&run_answer(kiln(cache), &evil), 1000);
+    let evil_artifact = std::fs::read(entries(cache).pop().unwrap()).unwrap();
+    std::fs::remove_dir_all(cache).unwrap();
+    assert_answer(&run_answer(kiln(cache), &honest), 1);
+    let entry = entries(cache).pop().unwrap();
     let forged = forge(&evil_artifact, &module_bytes(1000), &module_bytes(1));
     std::fs::write(&entry, forged).unwrap();
-    assert_answer(&run_answer(kiln(&cache), &honest), 1000);
+    honest
 }
 
 const VICTIM: u32 = 41001;
@@ -518,16 +516,9 @@ fn a_second_user_swapping_the_cache_path_never_runs_code_as_the_first() {
     }
     let dir = scratch("swap");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (honest, evil) = (module(&dir, "honest", 1), module(&dir, "evil", 1000));
     // The forged entry, made by root in a cache of its own, then owned by the attacker.
     let workshop = dir.join("workshop");
-    assert_answer(&run_answer(kiln(&workshop), &evil), 1000);
-    let evil_artifact = std::fs::read(entries(&workshop).pop().unwrap()).unwrap();
-    std::fs::remove_dir_all(&workshop).unwrap();
-    assert_answer(&run_answer(kiln(&workshop), &honest), 1);
-    let honest_entry = entries(&workshop).pop().unwrap();
-    let forged = forge(&evil_artifact, &module_bytes(1000), &module_bytes(1));
-    std::fs::write(&honest_entry, forged).unwrap();
+    let honest = forged_cache(&dir, &workshop);
     let attacker_cache = dir.join("attacker-cache");
     std::fs::rename(&workshop, &attacker_cache).unwrap();
     chown(&attacker_cache, ATTACKER);

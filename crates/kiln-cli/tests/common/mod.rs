@@ -96,3 +96,18 @@ pub fn kiln(args: &[&str]) -> Output {
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Checks that a `kiln run m --invoke answer 1` of a module adding `answer` succeeded and
+/// printed `answer + 1`.
+pub fn assert_answer(out: &Output, answer: i32) {
+    assert!(
+        out.status.success(),
+        "status {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", answer + 1)
+    );
+}
