@@ -294,14 +294,20 @@ fn run(args: RunArgs, finished: &std::sync::Arc<std::sync::atomic::AtomicBool>) 
             ));
         }
         store.set_epoch_deadline(1);
+        // Host calls that can block wait at most until the same moment (kiln_wasi's
+        // deadline); the watchdog below is for what they cannot bound.
+        store
+            .data_mut()
+            .set_deadline(Some(std::time::Instant::now() + timeout));
         let ticker = engine.clone();
         let finished = finished.clone();
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
             ticker.increment_epoch();
-            // Wasm code stops at its next epoch check, but a program blocked in a host call
-            // (sleeping in `poll_oneoff`, reading a terminal or a FIFO, opening a FIFO) never
-            // reaches one: after a moment the process ends from here.
+            // Wasm code stops at its next epoch check and host calls that wait stop at the
+            // WASI deadline, but a call that blocks where no deadline reaches (a write larger
+            // than a full pipe's room, a long bulk-memory operation) would not return: after
+            // a moment the process ends from here.
             std::thread::sleep(BLOCKED_CALL_GRACE);
             if !finished.load(std::sync::atomic::Ordering::SeqCst) {
                 // Straight to the descriptor: the blocked call may hold the lock of Rust's
@@ -408,7 +414,10 @@ fn finish(store: &Store<WasiCtx>, limits: &Limits, result: kiln::Result<()>) -> 
     match result {
         // A trap gets a status of its own (that of an abort), so scripts can tell it from
         // the program's own failures.
-        Err(e) if e.as_trap().map(|t| t.code()) == Some(TrapCode::Interrupt) => {
+        Err(e)
+            if e.as_trap().map(|t| t.code()) == Some(TrapCode::Interrupt)
+                || kiln_wasi::deadline_passed(&e) =>
+        {
             let after = limits.timeout.map_or(0.0, |t| t.as_secs_f64());
             eprintln!(
                 "error: the program ran longer than --timeout {after}s and was stopped ({e})"

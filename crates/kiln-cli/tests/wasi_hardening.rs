@@ -169,6 +169,12 @@ fn assert_stopped_in_time(mode: &str, dir: Option<&Path>) {
         stderr(&out)
     );
     assert!(!stdout(&out).contains("woke up"));
+    // Ended by the WASI deadline, not by the watchdog that backs it up.
+    assert!(
+        stderr(&out).contains("deadline passed"),
+        "{mode}: {}",
+        stderr(&out)
+    );
 }
 
 #[test]

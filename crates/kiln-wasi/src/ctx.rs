@@ -116,6 +116,9 @@ pub struct WasiCtx {
     pub exit_code: Option<i32>,
     /// Bytes the program wrote to stdout and stderr.
     pub(crate) output_bytes: u64,
+    /// When host calls that can block stop waiting and end the program
+    /// ([`crate::deadline`]).
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl WasiCtx {
@@ -127,6 +130,12 @@ impl WasiCtx {
     /// How many bytes the program has written to stdout and stderr so far.
     pub fn output_written(&self) -> u64 {
         self.output_bytes
+    }
+
+    /// Sets (or with `None` removes) the deadline of host calls that can block; see
+    /// [`WasiCtxBuilder::deadline`].
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 
     pub(crate) fn get(&self, fd: u32) -> Result<&Descriptor, Errno> {
@@ -181,6 +190,7 @@ pub struct WasiCtxBuilder {
     stdout: Stdio,
     stderr: Stdio,
     preopens: Vec<(Dir, String)>,
+    deadline: Option<Instant>,
 }
 
 impl WasiCtxBuilder {
@@ -215,6 +225,15 @@ impl WasiCtxBuilder {
                 self.env(k, v);
             }
         }
+        self
+    }
+
+    /// Host calls that can block (a read of a terminal, pipe or FIFO, a write to a full one,
+    /// the open of a FIFO, a sleep in `poll_oneoff`) wait at most until `at`; a call still
+    /// waiting then ends the program with [`crate::DeadlinePassed`]. Pair it with an epoch
+    /// deadline at the same time, which stops the program's own code.
+    pub fn deadline(&mut self, at: Instant) -> &mut Self {
+        self.deadline = Some(at);
         self
     }
 
@@ -286,6 +305,7 @@ impl WasiCtxBuilder {
             start: Instant::now(),
             exit_code: None,
             output_bytes: 0,
+            deadline: self.deadline,
         }
     }
 }

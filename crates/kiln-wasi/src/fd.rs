@@ -8,7 +8,7 @@ use cap_std::fs::{FileExt, MetadataExt};
 use kiln::Val;
 use rustix::fs::DirEntryExt;
 
-use crate::ctx::{Descriptor, Dirent, Kind, read_stdin, write_output};
+use crate::ctx::{Descriptor, Dirent, Kind, Stdio, read_stdin, write_output};
 use crate::guest::{Guest, MAX_TRANSFER, u32_arg, u64_arg};
 use crate::types::{
     Errno, Filestat, errno, errno_of, fdflags, fdstat_bytes, filetype, fstflags, rights,
@@ -82,8 +82,20 @@ fn read_into<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out: 
     g.check(out, 4)?;
     let total: u64 = iovecs.iter().map(|&(_, len)| u64::from(len)).sum();
     let mut buf = vec![0u8; total.min(MAX_TRANSFER as u64) as usize];
+    let deadline = g.ctx().deadline;
     let d = g.ctx().get_mut(fd)?;
     d.require(rights::FD_READ)?;
+    if deadline.is_some() {
+        match &d.kind {
+            Kind::Stdin(Stdio::Inherit) => {
+                crate::deadline::before_blocking(std::io::stdin(), false, deadline)?
+            }
+            Kind::File(f) if crate::deadline::may_block(f) => {
+                crate::deadline::before_blocking(f, false, deadline)?
+            }
+            _ => {}
+        }
+    }
     let n = match (&mut d.kind, at) {
         (Kind::Stdin(s), None) => io(read_stdin(s, &mut buf))?,
         (Kind::File(f), None) => io(f.read(&mut buf))?,
@@ -114,8 +126,25 @@ fn write_from<T: 'static>(g: &mut Guest<'_, T>, a: &[Val], at: Option<u64>, out:
     if matches!(ctx.get(fd)?.kind, Kind::Output(..)) {
         ctx.output_bytes += data.len() as u64;
     }
+    let deadline = ctx.deadline;
     let d = ctx.get_mut(fd)?;
     d.require(rights::FD_WRITE)?;
+    if deadline.is_some() {
+        // Waits until a write can start; one larger than the free space of a pipe can still
+        // block (`kiln run --timeout` ends the process then).
+        match &d.kind {
+            Kind::Output(Stdio::Inherit, false) => {
+                crate::deadline::before_blocking(std::io::stdout(), true, deadline)?
+            }
+            Kind::Output(Stdio::Inherit, true) => {
+                crate::deadline::before_blocking(std::io::stderr(), true, deadline)?
+            }
+            Kind::File(f) if crate::deadline::may_block(f) => {
+                crate::deadline::before_blocking(f, true, deadline)?
+            }
+            _ => {}
+        }
+    }
     let append = d.flags & fdflags::APPEND != 0;
     match (&mut d.kind, at) {
         (Kind::Output(s, stderr), None) => io(write_output(s, *stderr, &data))?,

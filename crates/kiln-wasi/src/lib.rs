@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod ctx;
+mod deadline;
 mod fd;
 mod guest;
 mod path;
@@ -52,6 +53,7 @@ pub mod types;
 use kiln::{Caller, FuncType, Linker, Val, ValType};
 
 pub use ctx::{Stdio, WasiCtx, WasiCtxBuilder, is_kiln_secret};
+pub use deadline::{DeadlinePassed, deadline_passed};
 pub use process::ProcExit;
 
 use guest::Guest;
@@ -190,6 +192,9 @@ pub fn add_to_linker<T: 'static>(
                 let mut guest = Guest { caller, get };
                 let code = match handler(&mut guest, args) {
                     Ok(()) => types::errno::SUCCESS,
+                    Err(deadline::STOP) => {
+                        return Err(kiln::Error::Host(Box::new(DeadlinePassed)));
+                    }
                     Err(e) => {
                         tracing::debug!(call = name, errno = e, "WASI call failed");
                         e

@@ -40,6 +40,7 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     g.check(out, 4)?;
     let follow = lookup & LOOKUP_SYMLINK_FOLLOW != 0;
     let ctx = g.ctx();
+    let deadline = ctx.deadline;
     let parent = ctx.get(fd)?;
     let mut needed = rights::PATH_OPEN;
     if oflags & oflags::CREAT != 0 {
@@ -105,7 +106,13 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
             }
         }
         opts.custom_flags(custom.bits() as i32);
-        let file = io(dir.open_with(&path, &opts))?;
+        let file = match deadline {
+            Some(_) if is_fifo(dir, &path, follow) => {
+                let blocking = fdflags & fdflags::NONBLOCK == 0;
+                open_fifo(dir, &path, &mut opts, custom, write, blocking, deadline)?
+            }
+            _ => io(dir.open_with(&path, &opts))?,
+        };
         if io(file.metadata())?.is_dir() {
             Kind::Dir {
                 dir: Dir::from_std_file(file.into_std()),
@@ -127,6 +134,53 @@ pub(crate) fn path_open<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
         flags: fdflags,
     })?;
     g.write_u32(out, new)
+}
+
+fn is_fifo(dir: &Dir, path: &str, follow: bool) -> bool {
+    use cap_std::fs::FileTypeExt;
+    let meta = if follow {
+        dir.metadata(path)
+    } else {
+        dir.symlink_metadata(path)
+    };
+    meta.is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Opens the FIFO `path` within the deadline ([`crate::deadline`]): an open of a FIFO waits
+/// for the other end, so it is opened without blocking, for writing retried while no reader
+/// is there, for reading followed by a wait until a writer has written or left; then it is
+/// made blocking again unless the program asked otherwise.
+fn open_fifo(
+    dir: &Dir,
+    path: &str,
+    opts: &mut OpenOptions,
+    custom: rustix::fs::OFlags,
+    write: bool,
+    blocking: bool,
+    deadline: Option<std::time::Instant>,
+) -> Result<cap_std::fs::File, Errno> {
+    opts.custom_flags((custom | rustix::fs::OFlags::NONBLOCK).bits() as i32);
+    let file = loop {
+        match dir.open_with(path, opts) {
+            Ok(file) => break file,
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
+                crate::deadline::remaining(deadline)?;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(errno_of(&e)),
+        }
+    };
+    if !write {
+        crate::deadline::before_blocking(&file, false, deadline)?;
+    }
+    if blocking {
+        let flags = io(rustix::fs::fcntl_getfl(&file).map_err(std::io::Error::from))?;
+        io(
+            rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)
+                .map_err(std::io::Error::from),
+        )?;
+    }
+    Ok(file)
 }
 
 pub(crate) fn path_create_directory<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {

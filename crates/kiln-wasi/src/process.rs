@@ -207,14 +207,26 @@ pub(crate) fn poll_oneoff<T: 'static>(g: &mut Guest<'_, T>, a: &[Val]) -> R {
     }
     if events.is_empty() {
         let earliest = clocks.iter().map(|(d, _)| *d).min();
-        let stdin_ready = !stdin_waiters.is_empty() && wait_for_stdin(earliest)?;
+        // A deadline ([`crate::deadline`]) earlier than every clock ends the wait, and then
+        // the program.
+        let left = crate::deadline::remaining(g.ctx().deadline)?.map(nanos);
+        let stopped = matches!((left, earliest), (Some(l), Some(e)) if l < e)
+            || (left.is_some() && earliest.is_none());
+        let wait = match (left, earliest) {
+            (Some(l), Some(e)) => Some(l.min(e)),
+            (l, e) => l.or(e),
+        };
+        let stdin_ready = !stdin_waiters.is_empty() && wait_for_stdin(wait)?;
         if stdin_ready {
             events.append(&mut stdin_waiters);
         } else {
-            let earliest = earliest.unwrap_or(0);
             if stdin_waiters.is_empty() {
-                std::thread::sleep(Duration::from_nanos(earliest));
+                std::thread::sleep(Duration::from_nanos(wait.unwrap_or(0)));
             }
+            if stopped {
+                return Err(crate::deadline::STOP);
+            }
+            let earliest = earliest.unwrap_or(0);
             events.extend(
                 clocks
                     .iter()

@@ -126,3 +126,64 @@ fn hostile_lengths_fail_without_large_host_allocations() {
         .unwrap();
     assert_eq!(random.call(&mut store, ()).unwrap(), 21, "FAULT");
 }
+
+/// Sleeps for a minute in `poll_oneoff` (one relative monotonic clock subscription at 0),
+/// or reads from the FIFO preopened as fd 3's "fifo" (`read_fifo`).
+const BLOCKING: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 200) "fifo")
+  (func (export "sleep") (result i32)
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 60000000000))
+    (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+  (func (export "read_fifo") (result i32) (local $e i32)
+    (local.set $e (call $open (i32.const 3) (i32.const 1) (i32.const 200) (i32.const 4)
+      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 300)))
+    (if (local.get $e) (then (return (local.get $e))))
+    (i32.store (i32.const 400) (i32.const 500))
+    (i32.store (i32.const 404) (i32.const 16))
+    (call $read (i32.load (i32.const 300)) (i32.const 400) (i32.const 1) (i32.const 420))))"#;
+
+/// With a deadline, a host call that would wait longer ends the program at the deadline
+/// with `DeadlinePassed`; without one, a sleep that ends in time returns normally.
+#[test]
+fn a_deadline_ends_host_calls_that_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let engine = Engine::default();
+    let module = Module::new(&engine, BLOCKING).unwrap();
+    for export in ["sleep", "read_fifo"] {
+        let ctx = WasiCtx::builder()
+            .preopened_dir(dir.path(), "/d")
+            .unwrap()
+            .deadline(std::time::Instant::now() + std::time::Duration::from_millis(300))
+            .build();
+        let mut store = Store::new(&engine, ctx);
+        let mut linker = Linker::new(&engine);
+        kiln_wasi::add_to_linker(&mut linker, |ctx| ctx).unwrap();
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let func = instance
+            .get_typed_func::<(), i32>(&mut store, export)
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = func.call(&mut store, ()).unwrap_err();
+        assert!(kiln_wasi::deadline_passed(&err), "{export}: {err}");
+        // The test's own bound (the call would otherwise wait a minute, or forever).
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{export}"
+        );
+    }
+}
