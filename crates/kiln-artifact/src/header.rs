@@ -240,7 +240,6 @@ impl Header {
     /// the header; a loader that does not read the whole file).
     pub fn parse_start(file: &[u8], file_len: u64) -> Result<Header, ArtifactError> {
         check_frame(file)?;
-        let format_version = FORMAT_VERSION;
         if file[17..24]
             .iter()
             .chain(&file[SEAL_FIELD + SEAL_LEN..HEADER_SIZE])
@@ -257,7 +256,7 @@ impl Header {
             )));
         }
         let header = Header {
-            format_version,
+            format_version: FORMAT_VERSION,
             kiln_version: get_str(file, KILN_VERSION_FIELD, "kiln version")?,
             compat: CompatInfo {
                 target: get_str(file, TARGET_FIELD, "target")?,
